@@ -1,0 +1,27 @@
+//! The document's manifests as typed objects, the variants the suite derives, and annotation rules.
+
+mod annotations;
+mod controller;
+mod load;
+mod tls;
+mod variants;
+
+pub use annotations::{
+    AnnotationWarning, PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT, ProxyTimeouts,
+    TIMEOUT_ANNOTATIONS, parse_seconds,
+};
+pub use controller::{ControllerConfig, ControllerConfigError};
+pub use load::{Documented, ManifestError, load_documents};
+pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_secret};
+pub use variants::{Variant, derive_ingress};
+
+/// The host of the documented Ingress.
+pub const DOCUMENTED_HOST: &str = "test.example.com";
+/// The documented Ingress's name.
+pub const DOCUMENTED_INGRESS: &str = "ws";
+/// The documented Service (and Deployment) name.
+pub const DOCUMENTED_SERVICE: &str = "websocket-server";
+/// The documented Service port and the container's `BIND_PORT`.
+pub const DOCUMENTED_PORT: u16 = 3000;
+/// The namespace the document uses.
+pub const DOCUMENTED_NAMESPACE: &str = "default";

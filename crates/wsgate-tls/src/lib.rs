@@ -1,0 +1,181 @@
+//! Self-signed certificates for the suite's hosts (the document's `openssl req -x509 … -days 365`).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rustls_pki_types::CertificateDer;
+
+/// How long the generated certificate is valid, as in the document's `-days 365`.
+pub const VALIDITY_DAYS: i64 = 365;
+
+/// Errors while making or writing TLS material.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot make a certificate for hosts {hosts:?}: {source}")]
+    Generate {
+        hosts: Vec<String>,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("a certificate needs at least one host name")]
+    NoHosts,
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A self-signed certificate and its private key.
+///
+/// `Debug` never prints the key: material ends up in logs through `{:?}` more often than by intent.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    hosts: Vec<String>,
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("hosts", &self.hosts)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where [`TlsMaterial::write_to`] put the files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsMaterial {
+    /// A certificate whose CN is the first host and whose SANs are all of them, valid for
+    /// [`VALIDITY_DAYS`] from now (ECDSA P-256; the document's RSA 2048 only changes the key type).
+    pub fn self_signed<S: AsRef<str>>(hosts: &[S]) -> Result<Self, TlsError> {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.as_ref().to_owned()).collect();
+        let first = hosts.first().ok_or(TlsError::NoHosts)?.clone();
+        let generate = |source| TlsError::Generate {
+            hosts: hosts.clone(),
+            source,
+        };
+        let mut params = CertificateParams::new(hosts.clone()).map_err(generate)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, first);
+        params.distinguished_name = dn;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+        let key = KeyPair::generate().map_err(generate)?;
+        let cert = params.self_signed(&key).map_err(generate)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
+            key_pem: key.serialize_pem(),
+            hosts,
+        })
+    }
+
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The certificate in DER, what a client adds to its trust store.
+    pub fn cert_der(&self) -> &CertificateDer<'static> {
+        &self.cert_der
+    }
+
+    /// The private key in PEM. Callers must not log it.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// Writes `<stem>.crt` (0644) and `<stem>.key` (0600) into `dir`.
+    pub fn write_to(&self, dir: &Path, stem: &str) -> Result<TlsFiles, TlsError> {
+        let cert = dir.join(format!("{stem}.crt"));
+        let key = dir.join(format!("{stem}.key"));
+        write_file(&cert, self.cert_pem.as_bytes(), 0o644)?;
+        write_file(&key, self.key_pem.as_bytes(), 0o600)?;
+        Ok(TlsFiles { cert, key })
+    }
+}
+
+/// Creates (or truncates) `path` with `mode` set at creation, so a key is never readable by others,
+/// not even for a moment.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
+    let err = |source| TlsError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err)?;
+    // An existing file keeps its old mode through open(); set it explicitly.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(err)?;
+    f.write_all(contents).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_file_is_private_and_cert_file_is_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = TlsMaterial::self_signed(&["test.example.com"]).unwrap();
+        let files = m.write_to(dir.path(), "ws").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files.key), 0o600);
+        assert_eq!(mode(&files.cert), 0o644);
+        assert!(fs::read_to_string(&files.key).unwrap().contains("PRIVATE KEY"));
+        assert!(fs::read_to_string(&files.cert).unwrap().contains("BEGIN CERTIFICATE"));
+    }
+
+    #[test]
+    fn existing_world_readable_key_file_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ws.key");
+        fs::write(&key, "old").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        TlsMaterial::self_signed(&["test.example.com"])
+            .unwrap()
+            .write_to(dir.path(), "ws")
+            .unwrap();
+        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn debug_output_never_contains_the_key() {
+        let m = TlsMaterial::self_signed(&["test.example.com"]).unwrap();
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("PRIVATE"), "{shown}");
+        assert!(shown.contains("test.example.com"));
+    }
+
+    #[test]
+    fn no_hosts_is_an_error() {
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            TlsMaterial::self_signed(&none),
+            Err(TlsError::NoHosts)
+        ));
+    }
+}
