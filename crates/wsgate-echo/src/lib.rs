@@ -199,8 +199,14 @@ pub async fn run(addr: SocketAddr, config: EchoConfig) -> anyhow::Result<()> {
     };
     info!(signal, "shutting down: closing connections with 1001");
     token.cancel();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, serving).await.is_err() {
-        warn!(deadline_ms = SHUTDOWN_DEADLINE.as_millis(), "connections still open at the shutdown deadline; exiting anyway");
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, serving)
+        .await
+        .is_err()
+    {
+        warn!(
+            deadline_ms = SHUTDOWN_DEADLINE.as_millis(),
+            "connections still open at the shutdown deadline; exiting anyway"
+        );
     }
     Ok(())
 }
@@ -209,7 +215,12 @@ pub async fn run(addr: SocketAddr, config: EchoConfig) -> anyhow::Result<()> {
 /// within 2 s; this leaves room for process teardown).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(1500);
 
-async fn handle(mut stream: TcpStream, peer: SocketAddr, config: EchoConfig, shutdown: CancellationToken) {
+async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    config: EchoConfig,
+    shutdown: CancellationToken,
+) {
     let head = match tokio::time::timeout(config.handshake_timeout, read_head(&mut stream)).await {
         Err(_) => {
             info!(%peer, timeout_ms = config.handshake_timeout.as_millis(), "dropped: no complete HTTP request head in time");
@@ -234,7 +245,9 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, config: EchoConfig, shu
         Head::Invalid(why) => {
             info!(%peer, why, "answered 400 to a request that is not HTTP");
             let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
                 .await;
             let _ = stream.shutdown().await;
             return;
@@ -243,7 +256,8 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, config: EchoConfig, shu
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
-    let accept = tokio_tungstenite::accept_async_with_config(Rewind::new(head, stream), Some(ws_config));
+    let accept =
+        tokio_tungstenite::accept_async_with_config(Rewind::new(head, stream), Some(ws_config));
     let mut ws = match tokio::time::timeout(config.handshake_timeout, accept).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -296,7 +310,10 @@ enum Ending {
     Refuse(CloseCode, &'static str),
 }
 
-async fn echo_loop<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, shutdown: &CancellationToken) -> Ending
+async fn echo_loop<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    shutdown: &CancellationToken,
+) -> Ending
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -322,8 +339,12 @@ where
                 return Ending::PeerGone(format!("client closed with {code:?}"));
             }
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Err(WsError::Capacity(_))) => return Ending::Refuse(CloseCode::Size, "message too big"),
-            Some(Err(WsError::Utf8(_))) => return Ending::Refuse(CloseCode::Invalid, "invalid UTF-8 in a text message"),
+            Some(Err(WsError::Capacity(_))) => {
+                return Ending::Refuse(CloseCode::Size, "message too big");
+            }
+            Some(Err(WsError::Utf8(_))) => {
+                return Ending::Refuse(CloseCode::Invalid, "invalid UTF-8 in a text message");
+            }
             Some(Err(WsError::Protocol(p))) => {
                 return match p {
                     tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake => {
@@ -374,7 +395,8 @@ fn classify_head(head: &[u8]) -> Head {
     }
     let upgrade = req.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("upgrade")
-            && std::str::from_utf8(h.value).is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+            && std::str::from_utf8(h.value)
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
     });
     if upgrade { Head::Upgrade } else { Head::Plain }
 }
@@ -385,18 +407,25 @@ mod tests {
 
     #[test]
     fn a_get_without_upgrade_is_plain() {
-        assert_eq!(classify_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Head::Plain);
+        assert_eq!(
+            classify_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Head::Plain
+        );
     }
 
     #[test]
     fn an_upgrade_request_is_recognised_case_insensitively() {
-        let head = b"GET / HTTP/1.1\r\nHost: x\r\nUPGRADE: WebSocket\r\nConnection: Upgrade\r\n\r\n";
+        let head =
+            b"GET / HTTP/1.1\r\nHost: x\r\nUPGRADE: WebSocket\r\nConnection: Upgrade\r\n\r\n";
         assert_eq!(classify_head(head), Head::Upgrade);
     }
 
     #[test]
     fn garbage_is_invalid() {
-        assert!(matches!(classify_head(b"\x16\x03\x01garbage\r\n\r\n"), Head::Invalid(_)));
+        assert!(matches!(
+            classify_head(b"\x16\x03\x01garbage\r\n\r\n"),
+            Head::Invalid(_)
+        ));
     }
 
     #[test]

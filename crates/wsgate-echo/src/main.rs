@@ -4,7 +4,10 @@ use clap::Parser;
 use wsgate_echo::{EchoConfig, Mode};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "WebSocket echo server (the documented Deployment's container)")]
+#[command(
+    version,
+    about = "WebSocket echo server (the documented Deployment's container)"
+)]
 struct Args {
     /// Port to listen on, on all interfaces (the documented Deployment sets BIND_PORT=3000).
     #[arg(long, env = "BIND_PORT", default_value_t = 3000)]
@@ -23,8 +26,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
         .init();

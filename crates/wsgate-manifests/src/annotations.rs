@@ -9,7 +9,11 @@ use crate::ControllerConfig;
 pub const PROXY_CONNECT_TIMEOUT: &str = "nginx.ingress.kubernetes.io/proxy-connect-timeout";
 pub const PROXY_READ_TIMEOUT: &str = "nginx.ingress.kubernetes.io/proxy-read-timeout";
 pub const PROXY_SEND_TIMEOUT: &str = "nginx.ingress.kubernetes.io/proxy-send-timeout";
-pub const TIMEOUT_ANNOTATIONS: [&str; 3] = [PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT];
+pub const TIMEOUT_ANNOTATIONS: [&str; 3] = [
+    PROXY_CONNECT_TIMEOUT,
+    PROXY_READ_TIMEOUT,
+    PROXY_SEND_TIMEOUT,
+];
 
 /// Parses an annotation value as ingress-nginx does (`strconv.Atoi`: optional sign, ASCII digits,
 /// nothing else), and also refuses negatives, which render as `-1s` and fail `nginx -t`.
@@ -20,13 +24,17 @@ pub fn parse_seconds(value: &str) -> Result<u64, &'static str> {
     }
     if let Some(rest) = value.strip_prefix('-') {
         return if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-            Err("is negative (nginx rejects a negative timeout, so the controller's admission check refuses the Ingress)")
+            Err(
+                "is negative (nginx rejects a negative timeout, so the controller's admission check refuses the Ingress)",
+            )
         } else {
             Err("is not an integer number of seconds")
         };
     }
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("is not an integer number of seconds (units such as \"s\" or \"h\" are not accepted)");
+        return Err(
+            "is not an integer number of seconds (units such as \"s\" or \"h\" are not accepted)",
+        );
     }
     digits.parse::<u64>().map_err(|_| "is out of range")
 }
@@ -64,7 +72,10 @@ pub struct ProxyTimeouts {
 impl ProxyTimeouts {
     /// The timeouts the controller renders for `ingress` given its defaults, and a warning for
     /// each annotation it would ignore.
-    pub fn for_ingress(ingress: &Ingress, config: &ControllerConfig) -> (Self, Vec<AnnotationWarning>) {
+    pub fn for_ingress(
+        ingress: &Ingress,
+        config: &ControllerConfig,
+    ) -> (Self, Vec<AnnotationWarning>) {
         let mut timeouts = Self {
             connect: config.proxy_connect_timeout,
             read: config.proxy_read_timeout,
@@ -84,7 +95,9 @@ impl ProxyTimeouts {
             (PROXY_READ_TIMEOUT, &mut timeouts.read),
             (PROXY_SEND_TIMEOUT, &mut timeouts.send),
         ] {
-            let Some(value) = annotations.get(key) else { continue };
+            let Some(value) = annotations.get(key) else {
+                continue;
+            };
             match parse_seconds(value) {
                 Ok(secs) => *slot = secs,
                 Err(reason) => warnings.push(AnnotationWarning {
@@ -114,7 +127,9 @@ mod tests {
 
     #[test]
     fn values_the_controller_ignores_are_errors() {
-        for bad in ["3600s", "1h", "abc", "", " 60", "60 ", "-1", "-", "+", "1.5"] {
+        for bad in [
+            "3600s", "1h", "abc", "", " 60", "60 ", "-1", "-", "+", "1.5",
+        ] {
             assert!(parse_seconds(bad).is_err(), "{bad:?} must be rejected");
         }
         assert!(parse_seconds("-1").unwrap_err().contains("negative"));
@@ -124,20 +139,36 @@ mod tests {
     fn documented_ingress_gets_3600_and_no_warning() {
         let d = Documented::shipped().unwrap();
         let (t, w) = ProxyTimeouts::for_ingress(&d.ingress, &ControllerConfig::default());
-        assert_eq!(t, ProxyTimeouts { connect: 5, read: 3600, send: 3600 });
+        assert_eq!(
+            t,
+            ProxyTimeouts {
+                connect: 5,
+                read: 3600,
+                send: 3600
+            }
+        );
         assert!(w.is_empty());
     }
 
     #[test]
     fn invalid_value_falls_back_to_the_default_and_warns_with_names() {
         let mut ing = Documented::shipped().unwrap().ingress;
-        ing.metadata.annotations.as_mut().unwrap().insert(PROXY_READ_TIMEOUT.into(), "3600s".into());
+        ing.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(PROXY_READ_TIMEOUT.into(), "3600s".into());
         let (t, w) = ProxyTimeouts::for_ingress(&ing, &ControllerConfig::default());
         assert_eq!(t.read, 60);
         assert_eq!(t.send, 3600);
         assert_eq!(w.len(), 1);
         let text = w[0].to_string();
-        assert!(text.contains("default/ws") && text.contains(PROXY_READ_TIMEOUT) && text.contains("\"3600s\""), "{text}");
+        assert!(
+            text.contains("default/ws")
+                && text.contains(PROXY_READ_TIMEOUT)
+                && text.contains("\"3600s\""),
+            "{text}"
+        );
         assert!(text.contains("uses 60 s"), "{text}");
     }
 
@@ -150,6 +181,13 @@ mod tests {
             ..ControllerConfig::default()
         };
         let (t, _) = ProxyTimeouts::for_ingress(&ing, &config);
-        assert_eq!(t, ProxyTimeouts { connect: 5, read: 30, send: 60 });
+        assert_eq!(
+            t,
+            ProxyTimeouts {
+                connect: 5,
+                read: 30,
+                send: 60
+            }
+        );
     }
 }

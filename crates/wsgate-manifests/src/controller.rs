@@ -42,7 +42,10 @@ pub struct ControllerConfigError {
 impl ControllerConfig {
     /// Applies the keys of an `ingress-nginx-controller` ConfigMap's `data` that the suite knows;
     /// other keys are ignored, as they don't change what the suite renders.
-    pub fn with_configmap(mut self, data: &BTreeMap<String, String>) -> Result<Self, ControllerConfigError> {
+    pub fn with_configmap(
+        mut self,
+        data: &BTreeMap<String, String>,
+    ) -> Result<Self, ControllerConfigError> {
         for (key, value) in data {
             let err = |reason: String| ControllerConfigError {
                 key: key.clone(),
@@ -95,7 +98,14 @@ mod tests {
     #[test]
     fn defaults_match_controller_v1_15_1() {
         let c = ControllerConfig::default();
-        assert_eq!((c.proxy_connect_timeout, c.proxy_read_timeout, c.proxy_send_timeout), (5, 60, 60));
+        assert_eq!(
+            (
+                c.proxy_connect_timeout,
+                c.proxy_read_timeout,
+                c.proxy_send_timeout
+            ),
+            (5, 60, 60)
+        );
         assert_eq!(c.worker_shutdown_timeout, Duration::from_secs(240));
         assert!(c.ssl_redirect);
     }
@@ -115,7 +125,9 @@ mod tests {
     #[test]
     fn bad_configmap_value_names_key_and_value() {
         let data = BTreeMap::from([("proxy-send-timeout".to_string(), "1h".to_string())]);
-        let e = ControllerConfig::default().with_configmap(&data).unwrap_err();
+        let e = ControllerConfig::default()
+            .with_configmap(&data)
+            .unwrap_err();
         assert!(e.to_string().contains("proxy-send-timeout=\"1h\""), "{e}");
     }
 }

@@ -23,7 +23,9 @@ pub enum ManifestError {
     },
     #[error("{file}: not valid YAML: {message}")]
     Yaml { file: String, message: String },
-    #[error("{file}: document {index} has no `kind`; every manifest document needs apiVersion and kind")]
+    #[error(
+        "{file}: document {index} has no `kind`; every manifest document needs apiVersion and kind"
+    )]
     NoKind { file: String, index: usize },
     #[error("{file}: {kind} {name:?}: field `{field}`: {message}")]
     Field {
@@ -59,10 +61,11 @@ pub enum Object {
 
 /// Parses every document of a YAML stream into the kinds the suite knows.
 pub fn load_documents(file: &str, text: &str) -> Result<Vec<Object>, ManifestError> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
-        file: file.to_owned(),
-        message: e.to_string(),
-    })?;
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })?;
     docs.into_iter()
         .enumerate()
         .filter(|(_, v)| !v.is_null())
@@ -89,7 +92,11 @@ pub fn load_documents(file: &str, text: &str) -> Result<Vec<Object>, ManifestErr
         .collect()
 }
 
-fn typed<T: DeserializeOwned>(file: &str, kind: &str, value: serde_json::Value) -> Result<T, ManifestError> {
+fn typed<T: DeserializeOwned>(
+    file: &str,
+    kind: &str,
+    value: serde_json::Value,
+) -> Result<T, ManifestError> {
     let name = value
         .pointer("/metadata/name")
         .and_then(|n| n.as_str())
@@ -175,7 +182,9 @@ impl Documented {
                 return Err(ManifestError::Unexpected {
                     file: ing_file.to_owned(),
                     expected: "exactly one Ingress",
-                    found: first.map_or("nothing".into(), |o| format!("a {} (or more than one document)", object_kind(&o))),
+                    found: first.map_or("nothing".into(), |o| {
+                        format!("a {} (or more than one document)", object_kind(&o))
+                    }),
                 });
             }
         };
@@ -199,7 +208,13 @@ fn object_kind(o: &Object) -> &'static str {
     }
 }
 
-fn missing(file: &str, kind: &str, name: &Option<String>, field: &str, why: &'static str) -> ManifestError {
+fn missing(
+    file: &str,
+    kind: &str,
+    name: &Option<String>,
+    field: &str,
+    why: &'static str,
+) -> ManifestError {
     ManifestError::Missing {
         file: file.to_owned(),
         kind: kind.to_owned(),
@@ -212,7 +227,12 @@ fn missing(file: &str, kind: &str, name: &Option<String>, field: &str, why: &'st
 fn check_deployment(file: &str, d: &Deployment) -> Result<u16, ManifestError> {
     let name = &d.metadata.name;
     let m = |field, why| missing(file, "Deployment", name, field, why);
-    name.as_ref().ok_or_else(|| m("metadata.name", "objects are applied and waited for by name"))?;
+    name.as_ref().ok_or_else(|| {
+        m(
+            "metadata.name",
+            "objects are applied and waited for by name",
+        )
+    })?;
     let containers = &d
         .spec
         .as_ref()
@@ -231,7 +251,12 @@ fn check_deployment(file: &str, d: &Deployment) -> Result<u16, ManifestError> {
         .flatten()
         .find(|e| e.name == "BIND_PORT")
         .and_then(|e| e.value.as_ref())
-        .ok_or_else(|| m("spec.template.spec.containers[0].env[BIND_PORT].value", "the port the echo server listens on"))?;
+        .ok_or_else(|| {
+            m(
+                "spec.template.spec.containers[0].env[BIND_PORT].value",
+                "the port the echo server listens on",
+            )
+        })?;
     port.parse::<u16>().map_err(|e| ManifestError::Field {
         file: file.to_owned(),
         kind: "Deployment".into(),
@@ -244,7 +269,8 @@ fn check_deployment(file: &str, d: &Deployment) -> Result<u16, ManifestError> {
 fn check_service(file: &str, s: &Service) -> Result<(), ManifestError> {
     let name = &s.metadata.name;
     let m = |field, why| missing(file, "Service", name, field, why);
-    name.as_ref().ok_or_else(|| m("metadata.name", "the Ingress backend refers to it by name"))?;
+    name.as_ref()
+        .ok_or_else(|| m("metadata.name", "the Ingress backend refers to it by name"))?;
     s.spec
         .as_ref()
         .and_then(|s| s.ports.as_ref())
@@ -256,7 +282,8 @@ fn check_service(file: &str, s: &Service) -> Result<(), ManifestError> {
 fn check_ingress(file: &str, i: &Ingress) -> Result<(), ManifestError> {
     let name = &i.metadata.name;
     let m = |field: String, why| missing(file, "Ingress", name, &field, why);
-    name.as_ref().ok_or_else(|| m("metadata.name".into(), "tests wait for its status by name"))?;
+    name.as_ref()
+        .ok_or_else(|| m("metadata.name".into(), "tests wait for its status by name"))?;
     let rules = i
         .spec
         .as_ref()
@@ -264,24 +291,33 @@ fn check_ingress(file: &str, i: &Ingress) -> Result<(), ManifestError> {
         .filter(|r| !r.is_empty())
         .ok_or_else(|| m("spec.rules".into(), "the host and path routing"))?;
     for (r, rule) in rules.iter().enumerate() {
-        rule.host
-            .as_ref()
-            .ok_or_else(|| m(format!("spec.rules[{r}].host"), "the probe presents this host"))?;
+        rule.host.as_ref().ok_or_else(|| {
+            m(
+                format!("spec.rules[{r}].host"),
+                "the probe presents this host",
+            )
+        })?;
         let paths = &rule
             .http
             .as_ref()
             .ok_or_else(|| m(format!("spec.rules[{r}].http"), "the paths to route"))?
             .paths;
         for (p, path) in paths.iter().enumerate() {
-            let svc = path
-                .backend
-                .service
-                .as_ref()
-                .ok_or_else(|| m(format!("spec.rules[{r}].http.paths[{p}].backend.service"), "the backend Service"))?;
+            let svc = path.backend.service.as_ref().ok_or_else(|| {
+                m(
+                    format!("spec.rules[{r}].http.paths[{p}].backend.service"),
+                    "the backend Service",
+                )
+            })?;
             svc.port
                 .as_ref()
                 .and_then(|port| port.number)
-                .ok_or_else(|| m(format!("spec.rules[{r}].http.paths[{p}].backend.service.port.number"), "the backend port (named ports are not supported by the suite)"))?;
+                .ok_or_else(|| {
+                    m(
+                        format!("spec.rules[{r}].http.paths[{p}].backend.service.port.number"),
+                        "the backend port (named ports are not supported by the suite)",
+                    )
+                })?;
         }
     }
     Ok(())
@@ -295,9 +331,21 @@ mod tests {
     fn shipped_manifests_carry_the_documented_values() {
         let d = Documented::shipped().unwrap();
         assert_eq!(d.bind_port, 3000);
-        assert_eq!(d.deployment.metadata.name.as_deref(), Some("websocket-server"));
+        assert_eq!(
+            d.deployment.metadata.name.as_deref(),
+            Some("websocket-server")
+        );
         assert_eq!(d.deployment.metadata.namespace.as_deref(), Some("default"));
-        let c = &d.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        let c = &d
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
         assert_eq!(
             c.image.as_deref(),
             Some("registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest")
@@ -311,8 +359,14 @@ mod tests {
         let ing = &d.ingress;
         assert_eq!(ing.metadata.name.as_deref(), Some("ws"));
         let ann = ing.metadata.annotations.as_ref().unwrap();
-        assert_eq!(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"], "3600");
-        assert_eq!(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"], "3600");
+        assert_eq!(
+            ann["nginx.ingress.kubernetes.io/proxy-read-timeout"],
+            "3600"
+        );
+        assert_eq!(
+            ann["nginx.ingress.kubernetes.io/proxy-send-timeout"],
+            "3600"
+        );
         let spec = ing.spec.as_ref().unwrap();
         assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
         let rule = &spec.rules.as_ref().unwrap()[0];
@@ -321,7 +375,10 @@ mod tests {
         assert_eq!(path.path.as_deref(), Some("/"));
         assert_eq!(path.path_type, "ImplementationSpecific");
         let svc = path.backend.service.as_ref().unwrap();
-        assert_eq!((svc.name.as_str(), svc.port.as_ref().unwrap().number), ("websocket-server", Some(3000)));
+        assert_eq!(
+            (svc.name.as_str(), svc.port.as_ref().unwrap().number),
+            ("websocket-server", Some(3000))
+        );
     }
 
     #[test]
@@ -333,8 +390,13 @@ mod tests {
 
     #[test]
     fn unquoted_annotation_value_names_the_field_and_the_fix() {
-        let bad = WEBSOCKET_INGRESS_YAML.replace("proxy-read-timeout: \"3600\"", "proxy-read-timeout: 3600");
-        let err = Documented::from_sources(("websocket.yaml", WEBSOCKET_YAML), ("bad-ingress.yaml", &bad)).unwrap_err();
+        let bad = WEBSOCKET_INGRESS_YAML
+            .replace("proxy-read-timeout: \"3600\"", "proxy-read-timeout: 3600");
+        let err = Documented::from_sources(
+            ("websocket.yaml", WEBSOCKET_YAML),
+            ("bad-ingress.yaml", &bad),
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bad-ingress.yaml"), "{msg}");
         assert!(msg.contains("metadata.annotations"), "{msg}");
@@ -343,43 +405,63 @@ mod tests {
 
     #[test]
     fn missing_host_names_the_file_and_field() {
-        let bad = WEBSOCKET_INGRESS_YAML.replace("- host: test.example.com # Access domain name of the Service\n    http:", "- http:");
+        let bad = WEBSOCKET_INGRESS_YAML.replace(
+            "- host: test.example.com # Access domain name of the Service\n    http:",
+            "- http:",
+        );
         assert_ne!(bad, WEBSOCKET_INGRESS_YAML, "the replacement must apply");
         let msg = Documented::from_sources(("websocket.yaml", WEBSOCKET_YAML), ("ing.yaml", &bad))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("ing.yaml") && msg.contains("spec.rules[0].host"), "{msg}");
+        assert!(
+            msg.contains("ing.yaml") && msg.contains("spec.rules[0].host"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_bind_port_is_reported() {
         let bad = WEBSOCKET_YAML.replace("BIND_PORT", "OTHER_PORT");
-        let msg = Documented::from_sources(("app.yaml", &bad), ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML))
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("app.yaml") && msg.contains("BIND_PORT"), "{msg}");
+        let msg = Documented::from_sources(
+            ("app.yaml", &bad),
+            ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("app.yaml") && msg.contains("BIND_PORT"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_field_path() {
         let bad = WEBSOCKET_YAML.replace("replicas: 1", "replicas: one");
-        let msg = Documented::from_sources(("app.yaml", &bad), ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML))
-            .unwrap_err()
-            .to_string();
+        let msg = Documented::from_sources(
+            ("app.yaml", &bad),
+            ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.contains("spec.replicas"), "{msg}");
     }
 
     #[test]
     fn broken_yaml_names_the_file() {
-        let msg = Documented::from_sources(("app.yaml", "kind: [unclosed"), ("i.yaml", WEBSOCKET_INGRESS_YAML))
-            .unwrap_err()
-            .to_string();
+        let msg = Documented::from_sources(
+            ("app.yaml", "kind: [unclosed"),
+            ("i.yaml", WEBSOCKET_INGRESS_YAML),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.starts_with("app.yaml: not valid YAML"), "{msg}");
     }
 
     #[test]
     fn missing_file_names_the_path() {
-        let msg = Documented::load(Path::new("/nonexistent-wsgate")).unwrap_err().to_string();
+        let msg = Documented::load(Path::new("/nonexistent-wsgate"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("/nonexistent-wsgate/websocket.yaml"), "{msg}");
     }
 }

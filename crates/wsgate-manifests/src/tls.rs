@@ -35,7 +35,10 @@ pub fn tls_secret(name: &str, namespace: &str, cert_pem: &str, key_pem: &str) ->
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "wsgate".into())])),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".into(),
+                "wsgate".into(),
+            )])),
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
@@ -53,7 +56,8 @@ mod tests {
 
     #[test]
     fn patch_body_is_exactly_the_documented_one() {
-        let body = serde_json::to_string(&tls_patch(&["test.example.com"], TLS_SECRET_NAME)).unwrap();
+        let body =
+            serde_json::to_string(&tls_patch(&["test.example.com"], TLS_SECRET_NAME)).unwrap();
         assert_eq!(body, DOCUMENTED_TLS_PATCH);
     }
 

@@ -56,7 +56,10 @@ impl Variant {
         Self::derived(
             &format!("short-{seconds}"),
             &format!("read/send {seconds}"),
-            &[(PROXY_READ_TIMEOUT, Some(&s)), (PROXY_SEND_TIMEOUT, Some(&s))],
+            &[
+                (PROXY_READ_TIMEOUT, Some(&s)),
+                (PROXY_SEND_TIMEOUT, Some(&s)),
+            ],
         )
     }
 
@@ -72,7 +75,12 @@ impl Variant {
 
 /// Copies `base`, renames it, points every rule (and TLS entry) at `host`, and applies the
 /// annotation changes. Status and server-set metadata are dropped: this is a new object.
-pub fn derive_ingress(base: &Ingress, name: &str, host: &str, annotations: &[(String, Option<String>)]) -> Ingress {
+pub fn derive_ingress(
+    base: &Ingress,
+    name: &str,
+    host: &str,
+    annotations: &[(String, Option<String>)],
+) -> Ingress {
     let mut ing = base.clone();
     ing.status = None;
     ing.metadata.name = Some(name.to_owned());
@@ -80,7 +88,10 @@ pub fn derive_ingress(base: &Ingress, name: &str, host: &str, annotations: &[(St
     ing.metadata.uid = None;
     ing.metadata.creation_timestamp = None;
     ing.metadata.managed_fields = None;
-    let ann = ing.metadata.annotations.get_or_insert_with(Default::default);
+    let ann = ing
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     for (key, value) in annotations {
         match value {
             Some(v) => ann.insert(key.clone(), v.clone()),
@@ -121,10 +132,19 @@ mod tests {
         assert_eq!(ing.metadata.name.as_deref(), Some("ws-no-annotations"));
         assert_eq!(ing.metadata.annotations, None);
         let rule = &ing.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
-        assert_eq!(rule.host.as_deref(), Some("no-annotations.test.example.com"));
+        assert_eq!(
+            rule.host.as_deref(),
+            Some("no-annotations.test.example.com")
+        );
         // Everything else is the document's.
-        assert_eq!(ing.spec.as_ref().unwrap().ingress_class_name.as_deref(), Some("nginx"));
-        assert_eq!(rule.http, d.ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].http);
+        assert_eq!(
+            ing.spec.as_ref().unwrap().ingress_class_name.as_deref(),
+            Some("nginx")
+        );
+        assert_eq!(
+            rule.http,
+            d.ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].http
+        );
     }
 
     #[test]
@@ -139,7 +159,11 @@ mod tests {
 
     #[test]
     fn variants_never_share_a_host_or_name() {
-        let vs = [Variant::documented(), Variant::without_annotations(), Variant::short(3)];
+        let vs = [
+            Variant::documented(),
+            Variant::without_annotations(),
+            Variant::short(3),
+        ];
         for (i, a) in vs.iter().enumerate() {
             for b in &vs[i + 1..] {
                 assert_ne!(a.host, b.host);

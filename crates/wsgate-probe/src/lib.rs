@@ -16,14 +16,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::either::Either;
 
 pub use outcome::{CloseKind, HoldOutcome};
 pub use tls::Trust;
+/// The message type sessions send and receive.
+pub use tokio_tungstenite::tungstenite::Message;
 
 /// `ws` or `wss`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -185,7 +187,8 @@ impl Probe {
                     message,
                 };
                 let config = tls::client_config(&self.trust).map_err(|e| tls_err(e.to_string()))?;
-                let name = ServerName::try_from(ep.host.clone()).map_err(|e| tls_err(e.to_string()))?;
+                let name =
+                    ServerName::try_from(ep.host.clone()).map_err(|e| tls_err(e.to_string()))?;
                 let stream = TlsConnector::from(Arc::clone(&config))
                     .connect(name, tcp)
                     .await
@@ -294,7 +297,9 @@ fn parse_reply(head: &[u8]) -> Result<HttpReply, String> {
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(format!("incomplete head ({} bytes)", head.len())),
+        Ok(httparse::Status::Partial) => {
+            return Err(format!("incomplete head ({} bytes)", head.len()));
+        }
         Err(e) => return Err(e.to_string()),
     }
     Ok(HttpReply {
@@ -328,7 +333,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -346,21 +353,31 @@ impl Session {
             problem,
         };
         let result = tokio::time::timeout(ECHO_DEADLINE, async {
-            self.ws.send(msg.clone()).await.map_err(|e| CloseKind::from_error(&e))?;
+            self.ws
+                .send(msg.clone())
+                .await
+                .map_err(|e| CloseKind::from_error(&e))?;
             loop {
                 match self.ws.next().await {
                     Some(Ok(Message::Pong(_) | Message::Ping(_) | Message::Frame(_))) => continue,
                     Some(Ok(reply)) if matches!(reply, Message::Close(_)) => {
-                        return Err(CloseKind::from_next(Some(Ok(reply))).expect("a close frame ends the session"));
+                        return Err(CloseKind::from_next(Some(Ok(reply)))
+                            .expect("a close frame ends the session"));
                     }
                     Some(Ok(reply)) => return Ok(reply),
-                    other => return Err(CloseKind::from_next(other).expect("errors and end of stream end the session")),
+                    other => {
+                        return Err(CloseKind::from_next(other)
+                            .expect("errors and end of stream end the session"));
+                    }
                 }
             }
         })
         .await;
         match result {
-            Err(_) => Err(echo_err(format!("no reply within {} ms", ECHO_DEADLINE.as_millis()))),
+            Err(_) => Err(echo_err(format!(
+                "no reply within {} ms",
+                ECHO_DEADLINE.as_millis()
+            ))),
             Ok(Err(how)) => Err(ProbeError::Closed {
                 url: self.url.clone(),
                 how,
@@ -371,6 +388,51 @@ impl Session {
             }
             Ok(Ok(reply)) => Err(echo_err(format!("got back {}", describe(&reply)))),
         }
+    }
+
+    /// Sends all `msgs` before reading any reply, then reads as many replies; returns them in
+    /// arrival order (for order checks).
+    pub async fn pipeline(&mut self, msgs: Vec<Message>) -> Result<Vec<Message>, ProbeError> {
+        let n = msgs.len();
+        let url = self.url.clone();
+        let closed = |how| ProbeError::Closed {
+            url: url.clone(),
+            how,
+        };
+        let fut = async {
+            for m in msgs {
+                self.ws
+                    .feed(m)
+                    .await
+                    .map_err(|e| closed(CloseKind::from_error(&e)))?;
+            }
+            self.ws
+                .flush()
+                .await
+                .map_err(|e| closed(CloseKind::from_error(&e)))?;
+            let mut got = Vec::with_capacity(n);
+            while got.len() < n {
+                let next = self.ws.next().await;
+                match next {
+                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => got.push(m),
+                    other => {
+                        if let Some(how) = CloseKind::from_next(other) {
+                            return Err(closed(how));
+                        }
+                    }
+                }
+            }
+            Ok(got)
+        };
+        let got = tokio::time::timeout(ECHO_DEADLINE, fut)
+            .await
+            .map_err(|_| ProbeError::Timeout {
+                what: "pipelined echo",
+                url: self.url.clone(),
+                deadline: ECHO_DEADLINE,
+            })??;
+        self.last_traffic = Instant::now();
+        Ok(got)
     }
 
     /// Sends nothing for `idle`, watching for the other side to close; if the connection is
@@ -395,7 +457,12 @@ impl Session {
     }
 
     /// Keeps traffic of the given kind flowing every `every` for `total`, watching for a close.
-    pub async fn hold_with_traffic(&mut self, total: Duration, every: Duration, traffic: Traffic) -> HoldOutcome {
+    pub async fn hold_with_traffic(
+        &mut self,
+        total: Duration,
+        every: Duration,
+        traffic: Traffic,
+    ) -> HoldOutcome {
         let start = Instant::now();
         let until = tokio::time::Instant::now() + total;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -438,7 +505,9 @@ impl Session {
         }
         if traffic == Traffic::SendOnly {
             // The server never answers; an echo check would only wait out its deadline.
-            return HoldOutcome::Survived { held: start.elapsed() };
+            return HoldOutcome::Survived {
+                held: start.elapsed(),
+            };
         }
         self.after_hold(start).await
     }
@@ -453,7 +522,9 @@ impl Session {
             },
             Err(e) => HoldOutcome::Closed {
                 after: self.last_traffic.elapsed(),
-                how: CloseKind::Error { message: e.to_string() },
+                how: CloseKind::Error {
+                    message: e.to_string(),
+                },
             },
         }
     }
@@ -475,7 +546,10 @@ impl Session {
 
     /// Sends `msg` without waiting for anything back.
     pub async fn send(&mut self, msg: Message) -> Result<(), CloseKind> {
-        self.ws.send(msg).await.map_err(|e| CloseKind::from_error(&e))?;
+        self.ws
+            .send(msg)
+            .await
+            .map_err(|e| CloseKind::from_error(&e))?;
         self.last_traffic = Instant::now();
         Ok(())
     }
@@ -522,7 +596,8 @@ mod tests {
 
     #[test]
     fn a_redirect_reply_is_parsed_with_its_location() {
-        let head = b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://test.example.com/\r\n\r\n";
+        let head =
+            b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://test.example.com/\r\n\r\n";
         assert_eq!(
             parse_reply(head).unwrap(),
             HttpReply {

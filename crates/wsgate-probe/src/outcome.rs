@@ -24,7 +24,9 @@ pub enum CloseKind {
 impl fmt::Display for CloseKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::CloseFrame { code, reason } if reason.is_empty() => write!(f, "close frame {code}"),
+            Self::CloseFrame { code, reason } if reason.is_empty() => {
+                write!(f, "close frame {code}")
+            }
             Self::CloseFrame { code, reason } => write!(f, "close frame {code} ({reason})"),
             Self::NoCloseFrame => f.write_str("no close frame (1006)"),
             Self::Reset => f.write_str("reset"),

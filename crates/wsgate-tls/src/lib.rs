@@ -145,8 +145,16 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&files.key), 0o600);
         assert_eq!(mode(&files.cert), 0o644);
-        assert!(fs::read_to_string(&files.key).unwrap().contains("PRIVATE KEY"));
-        assert!(fs::read_to_string(&files.cert).unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(
+            fs::read_to_string(&files.key)
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
+        assert!(
+            fs::read_to_string(&files.cert)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
     }
 
     #[test]
@@ -159,7 +167,10 @@ mod tests {
             .unwrap()
             .write_to(dir.path(), "ws")
             .unwrap();
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

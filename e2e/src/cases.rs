@@ -1,0 +1,93 @@
+//! Test bodies shared by the phase test binaries: connect, hold, judge, record a row.
+
+use std::time::Duration;
+
+use wsgate_manifests::Variant;
+use wsgate_probe::{HoldOutcome, Message, Scheme, Session, Traffic};
+
+use crate::{Expect, Row, Target};
+
+/// The default proxy timeout (controller `proxy-read-timeout`), for expectations.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How early a cut may come: nginx skips re-arming a timer when the new expiry is less than
+/// 300 ms (`NGX_TIMER_LAZY_DELAY`) from the old one, so the handshake and the first echo, a few
+/// ms apart, share one expiry that can precede "last traffic" seen by the client.
+pub const LAZY_TIMER_EARLY: Duration = Duration::from_millis(300);
+
+/// Connects and does one echo, so "last traffic" is well defined; panics with the target's
+/// diagnostics on failure.
+pub async fn open(target: &Target, scheme: Scheme, variant: &Variant) -> Session {
+    let probe = target.probe(scheme, variant);
+    let mut s = match probe.connect().await {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "connect to {} failed: {e}\n{}",
+            probe.endpoint().url(),
+            target.diagnostics()
+        ),
+    };
+    if let Err(e) = s.echo(Message::text("hello")).await {
+        panic!(
+            "first echo on {} failed: {e}\n{}",
+            probe.endpoint().url(),
+            target.diagnostics()
+        );
+    }
+    s
+}
+
+/// Holds an idle connection for `idle` and asserts `expect`, recording a report row.
+pub async fn idle_case(
+    target: &Target,
+    case: &str,
+    scheme: Scheme,
+    variant: &Variant,
+    idle: Duration,
+    expect: Expect,
+) -> HoldOutcome {
+    let mut s = open(target, scheme, variant).await;
+    let outcome = s.hold_idle(idle).await;
+    let row = Row::hold(
+        case,
+        target.tier(),
+        &format!("{} ({})", variant.name, variant.describe),
+        scheme,
+        format!("idle {} s", idle.as_secs_f64()),
+        &expect,
+        &outcome,
+    );
+    row.assert(&target.diagnostics());
+    outcome
+}
+
+/// Keeps `traffic` flowing every `every` for `total` and asserts `expect`, recording a row.
+#[allow(clippy::too_many_arguments)]
+pub async fn traffic_case(
+    target: &Target,
+    case: &str,
+    scheme: Scheme,
+    variant: &Variant,
+    total: Duration,
+    every: Duration,
+    traffic: Traffic,
+    expect: Expect,
+) -> HoldOutcome {
+    let mut s = open(target, scheme, variant).await;
+    let outcome = s.hold_with_traffic(total, every, traffic).await;
+    let row = Row::hold(
+        case,
+        target.tier(),
+        &format!("{} ({})", variant.name, variant.describe),
+        scheme,
+        format!(
+            "{traffic:?} every {} s for {} s",
+            every.as_secs_f64(),
+            total.as_secs_f64()
+        ),
+        &expect,
+        &outcome,
+    );
+    row.assert(&target.diagnostics());
+    outcome
+}
