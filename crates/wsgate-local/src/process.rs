@@ -54,10 +54,9 @@ pub enum LocalError {
     Tls(#[from] wsgate_tls::TlsError),
     #[error("nginx rejected the rendered configuration {}:\n{output}", conf.display())]
     ConfigTest { conf: PathBuf, output: String },
-    #[error("nginx did not become ready on {http} and {https} within {}ms: {problem}\n--- nginx error log ---\n{log}", deadline.as_millis())]
+    #[error("nginx did not become ready on {addrs} within {}ms: {problem}\n--- nginx error log ---\n{log}", deadline.as_millis())]
     NotReady {
-        http: SocketAddr,
-        https: SocketAddr,
+        addrs: String,
         deadline: Duration,
         problem: String,
         log: String,
@@ -183,8 +182,7 @@ impl LocalIngress {
                     stop_child(&mut child);
                     if !log.contains("Address already in use") {
                         return Err(LocalError::NotReady {
-                            http: addrs[0],
-                            https: addrs[1],
+                            addrs: format!("{} and {}", addrs[0], addrs[1]),
                             deadline: READY_DEADLINE,
                             problem,
                             log,
@@ -197,8 +195,7 @@ impl LocalIngress {
             }
         }
         Err(LocalError::NotReady {
-            http: SocketAddr::from((Ipv4Addr::LOCALHOST, ctx.http_port)),
-            https: SocketAddr::from((Ipv4Addr::LOCALHOST, ctx.https_port)),
+            addrs: format!("{} and {}", ctx.http_addr(), ctx.https_addr()),
             deadline: READY_DEADLINE,
             problem: format!(
                 "no free port pair after {PORT_ATTEMPTS} attempts; last: {last_problem}"
