@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", about = "wsgate: prove WebSockets behind NGINX Ingress stay up")]
+#[command(
+    name = "cargo xtask",
+    about = "wsgate: prove WebSockets behind NGINX Ingress stay up"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -46,7 +49,9 @@ pub fn workspace_root() -> PathBuf {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::E2e(args) if args.local => suite::run_local(&args),
-        Command::E2e(_) => anyhow::bail!("the kind tier is not available yet; use `cargo xtask e2e --local`"),
+        Command::E2e(_) => {
+            anyhow::bail!("the kind tier is not available yet; use `cargo xtask e2e --local`")
+        }
         Command::LocalUp(args) => local_up::run(args),
     }
 }

@@ -44,30 +44,56 @@ async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
     })?;
     // ... and after the document's TLS step: Secret + patch.
     let tls = TlsMaterial::self_signed(&[DOCUMENTED_HOST])?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize()?;
     let cert_file = tls.write_to(&out, DOCUMENTED_HOST)?.cert;
     let mut patched = documented.ingress.clone();
     apply_tls(&mut patched, &[DOCUMENTED_HOST], TLS_SECRET_NAME);
     let secure = LocalIngress::start(&LocalIngressSpec {
         ingresses: vec![patched],
-        secrets: vec![tls_secret(TLS_SECRET_NAME, "default", tls.cert_pem(), tls.key_pem())],
+        secrets: vec![tls_secret(
+            TLS_SECRET_NAME,
+            "default",
+            tls.cert_pem(),
+            tls.key_pem(),
+        )],
         backends,
         ..Default::default()
     })?;
     let (http, https) = (plain.http_addr(), secure.https_addr());
-    println!("wsgate local tier is up (echo server {}, nginx pids {} and {}).", echo.addr(), plain.pid(), secure.pid());
+    println!(
+        "wsgate local tier is up (echo server {}, nginx pids {} and {}).",
+        echo.addr(),
+        plain.pid(),
+        secure.pid()
+    );
     println!();
-    println!("  ws://{DOCUMENTED_HOST}/   -> dial {http}   (documented Ingress `ws`, read/send timeout 3600 s)");
-    println!("  wss://{DOCUMENTED_HOST}/  -> dial {https}  (after the TLS patch; Secret {TLS_SECRET_NAME})");
+    println!(
+        "  ws://{DOCUMENTED_HOST}/   -> dial {http}   (documented Ingress `ws`, read/send timeout 3600 s)"
+    );
+    println!(
+        "  wss://{DOCUMENTED_HOST}/  -> dial {https}  (after the TLS patch; Secret {TLS_SECRET_NAME})"
+    );
     println!("  Host / SNI to present: {DOCUMENTED_HOST}");
     println!("  certificate to trust:  {}", cert_file.display());
-    println!("  nginx configs:         {} and {}", plain.conf_path().display(), secure.conf_path().display());
+    println!(
+        "  nginx configs:         {} and {}",
+        plain.conf_path().display(),
+        secure.conf_path().display()
+    );
     println!();
     println!("Try it (type a line, it comes back):");
     println!("  websocat --ws-c-uri=ws://{DOCUMENTED_HOST}/ - ws-c:tcp:{http}");
-    println!("  websocat -k --ws-c-uri=wss://{DOCUMENTED_HOST}/ - ws-c:tls-c:tcp:{https} --tls-domain {DOCUMENTED_HOST}");
-    println!("  curl --cacert {} --resolve {DOCUMENTED_HOST}:{}:127.0.0.1 https://{DOCUMENTED_HOST}:{}/", cert_file.display(), https.port(), https.port());
+    println!(
+        "  websocat -k --ws-c-uri=wss://{DOCUMENTED_HOST}/ - ws-c:tls-c:tcp:{https} --tls-domain {DOCUMENTED_HOST}"
+    );
+    println!(
+        "  curl --cacert {} --resolve {DOCUMENTED_HOST}:{}:127.0.0.1 https://{DOCUMENTED_HOST}:{}/",
+        cert_file.display(),
+        https.port(),
+        https.port()
+    );
     println!();
     println!("Ctrl-C stops everything.");
     // Waiting for the person, not for the system: no deadline on purpose.

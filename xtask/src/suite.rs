@@ -15,10 +15,23 @@ pub fn report_dir(tier: &str) -> PathBuf {
 }
 
 /// The nextest invocation for a set of test binaries, with the report directory in its env.
-pub fn nextest_command(profile: &str, filter: &str, rows: &Path, envs: &[(String, String)]) -> Command {
+pub fn nextest_command(
+    profile: &str,
+    filter: &str,
+    rows: &Path,
+    envs: &[(String, String)],
+) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace_root())
-        .args(["nextest", "run", "--package", "wsgate-e2e", "--profile", profile, "--no-fail-fast"])
+        .args([
+            "nextest",
+            "run",
+            "--package",
+            "wsgate-e2e",
+            "--profile",
+            profile,
+            "--no-fail-fast",
+        ])
         .args(["--filterset", filter])
         .env(ENV_REPORT_DIR, rows);
     for (k, v) in envs {
@@ -33,23 +46,36 @@ pub fn show(cmd: &Command) -> String {
         .get_envs()
         .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
         .collect();
-    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let program = Path::new(cmd.get_program())
         .file_name()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!("{} {program} {}", envs.join(" "), args.join(" ")).trim().to_owned()
+    format!("{} {program} {}", envs.join(" "), args.join(" "))
+        .trim()
+        .to_owned()
 }
 
 /// `cargo xtask e2e --local`: the e2e tests against local nginx, then the report.
 pub fn run_local(args: &E2eArgs) -> anyhow::Result<()> {
     let dir = report_dir("local");
     let rows = dir.join("rows");
-    let cmd = nextest_command(&args.profile, "package(wsgate-e2e) and not binary(cluster)", &rows, &[]);
+    let cmd = nextest_command(
+        &args.profile,
+        "package(wsgate-e2e) and not binary(cluster)",
+        &rows,
+        &[],
+    );
     if args.dry_run {
         println!("[1] remove {}", rows.display());
         println!("[2] {}", show(&cmd));
-        println!("[3] print the idle-survival table; write {}", dir.join("report.md").display());
+        println!(
+            "[3] print the idle-survival table; write {}",
+            dir.join("report.md").display()
+        );
         return Ok(());
     }
     let _ = std::fs::remove_dir_all(&rows);
@@ -58,17 +84,26 @@ pub fn run_local(args: &E2eArgs) -> anyhow::Result<()> {
     let status = run_tests(cmd)?;
     let timings = vec![("e2e tests (local tier)".to_owned(), start.elapsed())];
     write_report(&dir, &report::read_rows(&rows), &timings, &[])?;
-    anyhow::ensure!(status.success(), "e2e tests failed ({status}); the table above shows the idle cases");
+    anyhow::ensure!(
+        status.success(),
+        "e2e tests failed ({status}); the table above shows the idle cases"
+    );
     Ok(())
 }
 
 pub fn run_tests(mut cmd: Command) -> anyhow::Result<std::process::ExitStatus> {
     eprintln!("+ {}", show(&cmd));
-    cmd.status().context("running cargo nextest (install it: `cargo install cargo-nextest --locked`)")
+    cmd.status()
+        .context("running cargo nextest (install it: `cargo install cargo-nextest --locked`)")
 }
 
 /// Prints the table, writes `report.md` next to the rows, and appends to `$GITHUB_STEP_SUMMARY`.
-pub fn write_report(dir: &Path, rows: &[Row], timings: &[(String, std::time::Duration)], notes: &[String]) -> anyhow::Result<()> {
+pub fn write_report(
+    dir: &Path,
+    rows: &[Row],
+    timings: &[(String, std::time::Duration)],
+    notes: &[String],
+) -> anyhow::Result<()> {
     let mut md = String::from("# wsgate e2e report\n\n## Steps\n\n| step | seconds |\n|---|---|\n");
     println!("\nSteps:");
     for (step, d) in timings {
@@ -79,7 +114,11 @@ pub fn write_report(dir: &Path, rows: &[Row], timings: &[(String, std::time::Dur
         println!("note: {n}");
         md.push_str(&format!("\n> {n}\n"));
     }
-    println!("\nIdle survival and behaviour ({} cases):\n{}", rows.len(), report::table(rows));
+    println!(
+        "\nIdle survival and behaviour ({} cases):\n{}",
+        rows.len(),
+        report::table(rows)
+    );
     md.push_str("\n## Idle survival and behaviour\n\n");
     md.push_str(&report::markdown(rows));
     std::fs::create_dir_all(dir)?;
@@ -88,7 +127,10 @@ pub fn write_report(dir: &Path, rows: &[Row], timings: &[(String, std::time::Dur
     println!("report: {}", path.display());
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(&summary)?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)?;
         f.write_all(md.as_bytes())?;
     }
     Ok(())

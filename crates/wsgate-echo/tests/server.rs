@@ -1,0 +1,208 @@
+//! The echo server seen from a client: echo, ping, HTTP, bad input, and shutdown with 1001.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wsgate_echo::{EchoConfig, EchoServer, RunningEcho};
+
+const DEADLINE: Duration = Duration::from_secs(5);
+
+async fn start(config: EchoConfig) -> RunningEcho {
+    EchoServer::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+        .spawn()
+}
+
+async fn client(
+    addr: std::net::SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let (ws, _) = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async(format!("ws://{addr}/")),
+    )
+    .await
+    .expect("connect deadline")
+    .unwrap();
+    ws
+}
+
+async fn next(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+) -> Message {
+    tokio::time::timeout(DEADLINE, ws.next())
+        .await
+        .expect("reply deadline")
+        .expect("stream open")
+        .expect("no error")
+}
+
+async fn http(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut out))
+        .await
+        .expect("reply deadline")
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn echoes_text_and_binary_in_order() {
+    let srv = start(EchoConfig::default()).await;
+    let mut ws = client(srv.addr()).await;
+    let msgs = vec![
+        Message::text("a"),
+        Message::binary(vec![1u8, 2, 3]),
+        Message::text("ü✓"),
+    ];
+    for m in &msgs {
+        ws.feed(m.clone()).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    for m in msgs {
+        assert_eq!(next(&mut ws).await, m);
+    }
+}
+
+#[tokio::test]
+async fn answers_ping_with_pong() {
+    let srv = start(EchoConfig::default()).await;
+    let mut ws = client(srv.addr()).await;
+    ws.send(Message::Ping(b"p1".to_vec().into())).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::Pong(b"p1".to_vec().into()));
+}
+
+#[tokio::test]
+async fn plain_get_without_upgrade_gets_200() {
+    let srv = start(EchoConfig::default()).await;
+    let reply = http(srv.addr(), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+}
+
+#[tokio::test]
+async fn garbage_instead_of_a_handshake_gets_400_and_others_are_still_served() {
+    let srv = start(EchoConfig::default()).await;
+    let reply = http(srv.addr(), b"\x00\x01 hello there\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let mut ws = client(srv.addr()).await;
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("still here"));
+}
+
+#[tokio::test]
+async fn oversized_message_is_refused_with_1009() {
+    let srv = start(EchoConfig {
+        max_message_bytes: 1024,
+        ..EchoConfig::default()
+    })
+    .await;
+    let mut ws = client(srv.addr()).await;
+    ws.send(Message::binary(vec![0u8; 4096])).await.unwrap();
+    match next(&mut ws).await {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    // The server survives it.
+    let mut ws = client(srv.addr()).await;
+    ws.send(Message::text("ok")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("ok"));
+}
+
+#[tokio::test]
+async fn stalled_half_handshake_is_dropped_after_the_deadline() {
+    let srv = start(EchoConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..EchoConfig::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(srv.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+        .await
+        .expect("dropped before the deadline")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "expected the server to close the stalled connection");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "dropped after {took:?}, expected ~300 ms (tolerance -50 ms/+1.7 s)"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_open_connections_with_1001() {
+    let srv = start(EchoConfig::default()).await;
+    let mut ws = client(srv.addr()).await;
+    ws.send(Message::text("x")).await.unwrap();
+    next(&mut ws).await;
+    let start = Instant::now();
+    let stopping = tokio::spawn(srv.shutdown());
+    match next(&mut ws).await {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::Away),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    drop(ws);
+    tokio::time::timeout(Duration::from_secs(2), stopping)
+        .await
+        .expect("server stopped within 2 s")
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+/// The binary honours BIND_PORT and, on SIGTERM, says 1001 and exits within 2 s.
+#[tokio::test]
+async fn binary_exits_within_2s_of_sigterm_after_sending_1001() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsgate-echo"))
+        .env("BIND_PORT", port.to_string())
+        .env("BIND_ADDR", "127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let ready = Instant::now();
+    let mut ws = loop {
+        match tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
+            Ok((ws, _)) => break ws,
+            Err(_) if ready.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => {
+                panic!("echo binary not listening on BIND_PORT={port} within {DEADLINE:?}: {e}")
+            }
+        }
+    };
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("hi"));
+    let start = Instant::now();
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    match next(&mut ws).await {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::Away),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    let status = tokio::time::timeout(Duration::from_secs(2), child.wait())
+        .await
+        .expect("exited within 2 s")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
