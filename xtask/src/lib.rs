@@ -23,6 +23,8 @@ pub enum Command {
     E2e(E2eArgs),
     /// Bring the local tier up (nginx + echo server) until Ctrl-C, to try it by hand.
     LocalUp(local_up::LocalUpArgs),
+    /// Build the echo server image (static binary, FROM scratch), tagged <version>-<git sha>.
+    Image,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -53,5 +55,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("the kind tier is not available yet; use `cargo xtask e2e --local`")
         }
         Command::LocalUp(args) => local_up::run(args),
+        Command::Image => {
+            let image = wsgate_image::ensure_image(&workspace_root())?;
+            println!(
+                "{} {} ({:.1} MB)",
+                if image.built { "built" } else { "up to date:" },
+                image.reference(),
+                image.size as f64 / 1e6
+            );
+            Ok(())
+        }
     }
 }
