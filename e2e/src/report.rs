@@ -115,6 +115,28 @@ impl Row {
         }
     }
 
+    /// A row for a check that is not a held connection (readiness, endpoint, ...).
+    pub fn check(
+        case: &str,
+        tier: &str,
+        ingress: &str,
+        action: &str,
+        expected: &str,
+        observed: String,
+        pass: bool,
+    ) -> Self {
+        Self {
+            case: case.into(),
+            tier: tier.into(),
+            ingress: ingress.into(),
+            scheme: "-".into(),
+            action: action.into(),
+            expected: expected.into(),
+            observed,
+            pass,
+        }
+    }
+
     /// Writes the row to the report directory when one is set (under xtask), and to stdout.
     pub fn record(&self) {
         println!("{}", table(std::slice::from_ref(self)));

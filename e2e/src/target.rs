@@ -25,6 +25,12 @@ pub const ENV_HTTP_ADDR: &str = "WSGATE_HTTP_ADDR";
 pub const ENV_HTTPS_ADDR: &str = "WSGATE_HTTPS_ADDR";
 /// For `cluster`: PEM certificate files to trust, separated by `:`.
 pub const ENV_TRUST: &str = "WSGATE_TRUST";
+/// For `cluster`: the kubeconfig file the cluster-only tests use.
+pub const ENV_KUBECONFIG: &str = "WSGATE_KUBECONFIG";
+/// For `cluster`: the kubeconfig context (optional; else the file's current context).
+pub const ENV_CONTEXT: &str = "WSGATE_CONTEXT";
+/// For `cluster`: the namespace holding the suite's objects.
+pub const ENV_NAMESPACE: &str = "WSGATE_NAMESPACE";
 /// For `cluster`: which phase the cluster is in (`plain` before the TLS patch, `tls` after).
 pub const ENV_PHASE: &str = "WSGATE_PHASE";
 
@@ -221,7 +227,7 @@ impl Target {
             http: var(ENV_HTTP_ADDR)?,
             https: var(ENV_HTTPS_ADDR)?,
             trust,
-            tier: "kind",
+            tier: "cluster",
             local: None,
         })
     }
@@ -317,6 +323,31 @@ impl Target {
                 )
             })
             .unwrap_or_default()
+    }
+}
+
+/// How the cluster-only tests reach the API server.
+#[derive(Debug, Clone)]
+pub struct ClusterEnv {
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+    pub namespace: String,
+}
+
+impl ClusterEnv {
+    pub fn from_env() -> Result<Self, TargetError> {
+        let kubeconfig = std::env::var_os(ENV_KUBECONFIG)
+            .map(PathBuf::from)
+            .ok_or_else(|| TargetError::Env {
+                var: ENV_KUBECONFIG,
+                why: "not set; the cluster-only tests need a cluster".into(),
+            })?;
+        Ok(Self {
+            kubeconfig,
+            context: std::env::var(ENV_CONTEXT).ok().filter(|c| !c.is_empty()),
+            namespace: std::env::var(ENV_NAMESPACE)
+                .unwrap_or_else(|_| wsgate_manifests::DOCUMENTED_NAMESPACE.into()),
+        })
     }
 }
 

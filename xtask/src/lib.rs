@@ -1,5 +1,6 @@
 //! The tasks behind `cargo xtask`: flags, and which task runs.
 
+pub mod kind;
 pub mod local_up;
 pub mod suite;
 
@@ -38,6 +39,8 @@ pub struct E2eArgs {
     /// Print every step instead of running it.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub kind: kind::plan::KindArgs,
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -51,8 +54,9 @@ pub fn workspace_root() -> PathBuf {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::E2e(args) if args.local => suite::run_local(&args),
-        Command::E2e(_) => {
-            anyhow::bail!("the kind tier is not available yet; use `cargo xtask e2e --local`")
+        Command::E2e(args) => {
+            let plan = kind::plan::Plan::new(args.kind.clone(), &args.profile, &workspace_root())?;
+            kind::exec::run(plan, args.dry_run)
         }
         Command::LocalUp(args) => local_up::run(args),
         Command::Image => {

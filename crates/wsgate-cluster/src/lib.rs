@@ -12,9 +12,12 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{Condition, await_condition};
-use kube::{Client, Config, Resource};
+use kube::{Config, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// The client type, re-exported so callers need not depend on kube themselves.
+pub use kube::Client;
 
 /// The field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "wsgate";
@@ -23,7 +26,10 @@ pub const CONTROLLER_SELECTOR: &str = "app.kubernetes.io/component=controller";
 /// The namespace of ingress-nginx.
 pub const INGRESS_NGINX_NAMESPACE: &str = "ingress-nginx";
 /// The admission Jobs of the ingress-nginx manifest.
-pub const ADMISSION_JOBS: [&str; 2] = ["ingress-nginx-admission-create", "ingress-nginx-admission-patch"];
+pub const ADMISSION_JOBS: [&str; 2] = [
+    "ingress-nginx-admission-create",
+    "ingress-nginx-admission-patch",
+];
 
 /// What failed, on which object.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +78,9 @@ pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Client,
         context: context.map(str::to_owned),
         ..Default::default()
     };
-    let config = Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| err(e.to_string()))?;
+    let config = Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
@@ -92,14 +100,26 @@ where
     let mut value = serde_json::to_value(&obj).expect("k8s objects serialize");
     value["apiVersion"] = K::api_version(&Default::default()).into();
     value["kind"] = K::kind(&Default::default()).into();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
-        .await
-        .map_err(api_err("apply", &format!("{}/{namespace}/{name}", K::kind(&Default::default()))))
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await
+    .map_err(api_err(
+        "apply",
+        &format!("{}/{namespace}/{name}", K::kind(&Default::default())),
+    ))
 }
 
 /// Applies an Ingress, retrying while the admission webhook is not answering yet
 /// ("failed calling webhook"), until `deadline`.
-pub async fn apply_ingress(client: &Client, namespace: &str, ing: &Ingress, deadline: Duration) -> Result<Ingress, ClusterError> {
+pub async fn apply_ingress(
+    client: &Client,
+    namespace: &str,
+    ing: &Ingress,
+    deadline: Duration,
+) -> Result<Ingress, ClusterError> {
     let start = Instant::now();
     loop {
         match apply(client, namespace, ing).await {
@@ -127,7 +147,12 @@ pub fn is_webhook_not_ready(e: &kube::Error) -> bool {
 }
 
 /// The document's `kubectl patch ingress NAME -p BODY` (a JSON merge patch).
-pub async fn merge_patch_ingress(client: &Client, namespace: &str, name: &str, body: &serde_json::Value) -> Result<Ingress, ClusterError> {
+pub async fn merge_patch_ingress(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    body: &serde_json::Value,
+) -> Result<Ingress, ClusterError> {
     let api: Api<Ingress> = Api::namespaced(client.clone(), namespace);
     api.patch(name, &PatchParams::default(), &Patch::Merge(body))
         .await
@@ -135,7 +160,14 @@ pub async fn merge_patch_ingress(client: &Client, namespace: &str, name: &str, b
 }
 
 /// Waits until `cond` holds for the named object, with a deadline.
-pub async fn wait_for<K>(client: &Client, namespace: &str, name: &str, what: &'static str, deadline: Duration, cond: impl Condition<K>) -> Result<K, ClusterError>
+pub async fn wait_for<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &'static str,
+    deadline: Duration,
+    cond: impl Condition<K>,
+) -> Result<K, ClusterError>
 where
     K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug + Send + 'static,
     K::DynamicType: Default,
@@ -173,7 +205,10 @@ pub fn deployment_available(d: Option<&Deployment>) -> bool {
     let available = status.and_then(|s| s.available_replicas).unwrap_or(0);
     let condition = status
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        });
     available >= want && condition
 }
 
@@ -181,7 +216,10 @@ pub fn deployment_available(d: Option<&Deployment>) -> bool {
 pub fn job_complete(j: Option<&Job>) -> bool {
     j.and_then(|j| j.status.as_ref())
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        })
 }
 
 /// A pod is Running and its `Ready` condition is true.
@@ -194,19 +232,36 @@ pub fn pod_ready(p: &Pod) -> bool {
 }
 
 /// Waits until at least one pod matches `selector` and all matching pods are Running and Ready.
-pub async fn wait_pods_ready(client: &Client, namespace: &str, selector: &str, deadline: Duration) -> Result<Vec<Pod>, ClusterError> {
+pub async fn wait_pods_ready(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    deadline: Duration,
+) -> Result<Vec<Pod>, ClusterError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let start = Instant::now();
     loop {
         let last = match api.list(&ListParams::default().labels(selector)).await {
             Ok(list) => {
-                let pods: Vec<Pod> = list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+                let pods: Vec<Pod> = list
+                    .items
+                    .into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
                 if !pods.is_empty() && pods.iter().all(pod_ready) {
                     return Ok(pods);
                 }
-                pods
-                    .iter()
-                    .map(|p| format!("{}: {}", p.metadata.name.as_deref().unwrap_or("?"), p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()))
+                pods.iter()
+                    .map(|p| {
+                        format!(
+                            "{}: {}",
+                            p.metadata.name.as_deref().unwrap_or("?"),
+                            p.status
+                                .as_ref()
+                                .and_then(|s| s.phase.clone())
+                                .unwrap_or_default()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             }
@@ -234,8 +289,19 @@ pub enum LbAddress {
 impl LbAddress {
     /// From `status.loadBalancer.ingress[0]`: ip if set, else hostname.
     pub fn of(ing: &Ingress) -> Option<Self> {
-        let first = ing.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.clone();
-        match (first.ip.filter(|s| !s.is_empty()), first.hostname.filter(|s| !s.is_empty())) {
+        let first = ing
+            .status
+            .as_ref()?
+            .load_balancer
+            .as_ref()?
+            .ingress
+            .as_ref()?
+            .first()?
+            .clone();
+        match (
+            first.ip.filter(|s| !s.is_empty()),
+            first.hostname.filter(|s| !s.is_empty()),
+        ) {
             (Some(ip), _) => Some(Self::Ip(ip)),
             (None, Some(h)) => Some(Self::Hostname(h)),
             (None, None) => None,
@@ -261,17 +327,31 @@ impl std::fmt::Display for LbAddress {
 }
 
 /// Waits until the Ingress has an address in `status.loadBalancer.ingress[0]`.
-pub async fn wait_ingress_address(client: &Client, namespace: &str, name: &str, deadline: Duration) -> Result<LbAddress, ClusterError> {
-    let ing = wait_for(client, namespace, name, "Ingress endpoint assignment", deadline, |i: Option<&Ingress>| {
-        i.and_then(LbAddress::of).is_some()
-    })
+pub async fn wait_ingress_address(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    deadline: Duration,
+) -> Result<LbAddress, ClusterError> {
+    let ing = wait_for(
+        client,
+        namespace,
+        name,
+        "Ingress endpoint assignment",
+        deadline,
+        |i: Option<&Ingress>| i.and_then(LbAddress::of).is_some(),
+    )
     .await?;
     Ok(LbAddress::of(&ing).expect("condition checked it"))
 }
 
 /// Writes what a person needs to understand a failed run into `dir`: controller logs, events of
 /// both namespaces, the Ingresses as YAML. Best effort: each part that fails is noted in its file.
-pub async fn collect_diagnostics(client: &Client, namespace: &str, dir: &Path) -> Result<Vec<String>, ClusterError> {
+pub async fn collect_diagnostics(
+    client: &Client,
+    namespace: &str,
+    dir: &Path,
+) -> Result<Vec<String>, ClusterError> {
     std::fs::create_dir_all(dir).map_err(|source| ClusterError::Write {
         path: dir.display().to_string(),
         source,
@@ -287,7 +367,10 @@ pub async fn collect_diagnostics(client: &Client, namespace: &str, dir: &Path) -
         Ok(())
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), INGRESS_NGINX_NAMESPACE);
-    let logs = match pods.list(&ListParams::default().labels(CONTROLLER_SELECTOR)).await {
+    let logs = match pods
+        .list(&ListParams::default().labels(CONTROLLER_SELECTOR))
+        .await
+    {
         Ok(list) => {
             let mut out = String::new();
             for p in list.items {
@@ -312,7 +395,10 @@ pub async fn collect_diagnostics(client: &Client, namespace: &str, dir: &Path) -
                 .map(|e| {
                     format!(
                         "{} {} {}/{}: {} {}",
-                        e.last_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
+                        e.last_timestamp
+                            .as_ref()
+                            .map(|t| t.0.to_string())
+                            .unwrap_or_default(),
                         e.type_.as_deref().unwrap_or(""),
                         e.involved_object.kind.as_deref().unwrap_or(""),
                         e.involved_object.name.as_deref().unwrap_or(""),
@@ -331,7 +417,9 @@ pub async fn collect_diagnostics(client: &Client, namespace: &str, dir: &Path) -
         Ok(list) => list
             .items
             .iter()
-            .map(|i| serde_saphyr::to_string(i).unwrap_or_else(|e| format!("# cannot render: {e}\n")))
+            .map(|i| {
+                serde_saphyr::to_string(i).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+            })
             .collect::<Vec<_>>()
             .join("---\n"),
         Err(e) => format!("# cannot list Ingresses: {e}\n"),
@@ -344,7 +432,9 @@ pub async fn collect_diagnostics(client: &Client, namespace: &str, dir: &Path) -
 mod tests {
     use super::*;
     use http::{Request, Response};
-    use k8s_openapi::api::networking::v1::{IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressStatus};
+    use k8s_openapi::api::networking::v1::{
+        IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressStatus,
+    };
     use kube::client::Body;
 
     fn with_status(ip: Option<&str>, hostname: Option<&str>) -> Ingress {
@@ -384,17 +474,31 @@ mod tests {
         let server = tokio::spawn(async move {
             let (request, send) = handle.next_request().await.expect("one request");
             assert_eq!(request.method(), http::Method::PATCH);
-            assert_eq!(request.uri().path(), "/apis/networking.k8s.io/v1/namespaces/default/ingresses/ws");
-            assert_eq!(request.headers()["content-type"], "application/merge-patch+json");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/networking.k8s.io/v1/namespaces/default/ingresses/ws"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/merge-patch+json"
+            );
             let body = request.into_body().collect_bytes().await.unwrap();
             let reply = serde_json::to_vec(&Ingress::default()).unwrap();
             send.send_response(Response::builder().body(Body::from(reply)).unwrap());
             String::from_utf8(body.to_vec()).unwrap()
         });
-        let body: serde_json::Value = serde_json::from_str(r#"{"spec":{"tls":[{"hosts":["test.example.com"],"secretName":"nginx-ingress-tls"}]}}"#).unwrap();
-        merge_patch_ingress(&client, "default", "ws", &body).await.unwrap();
+        let body: serde_json::Value = serde_json::from_str(
+            r#"{"spec":{"tls":[{"hosts":["test.example.com"],"secretName":"nginx-ingress-tls"}]}}"#,
+        )
+        .unwrap();
+        merge_patch_ingress(&client, "default", "ws", &body)
+            .await
+            .unwrap();
         let sent = server.await.unwrap();
-        assert_eq!(sent, r#"{"spec":{"tls":[{"hosts":["test.example.com"],"secretName":"nginx-ingress-tls"}]}}"#);
+        assert_eq!(
+            sent,
+            r#"{"spec":{"tls":[{"hosts":["test.example.com"],"secretName":"nginx-ingress-tls"}]}}"#
+        );
     }
 
     #[tokio::test]
@@ -404,19 +508,31 @@ mod tests {
         let server = tokio::spawn(async move {
             let (request, send) = handle.next_request().await.expect("one request");
             assert_eq!(request.method(), http::Method::PATCH);
-            assert_eq!(request.uri().path(), "/apis/networking.k8s.io/v1/namespaces/suite/ingresses/ws");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/networking.k8s.io/v1/namespaces/suite/ingresses/ws"
+            );
             let query = request.uri().query().unwrap_or_default().to_owned();
-            assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
             let body = request.into_body().collect_bytes().await.unwrap();
             let reply = serde_json::to_vec(&Ingress::default()).unwrap();
             send.send_response(Response::builder().body(Body::from(reply)).unwrap());
-            (query, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+            (
+                query,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
         });
         let mut ing = Ingress::default();
         ing.metadata.name = Some("ws".into());
         apply(&client, "suite", &ing).await.unwrap();
         let (query, body) = server.await.unwrap();
-        assert!(query.contains("fieldManager=wsgate") && query.contains("force=true"), "{query}");
+        assert!(
+            query.contains("fieldManager=wsgate") && query.contains("force=true"),
+            "{query}"
+        );
         assert_eq!(body["kind"], "Ingress");
         assert_eq!(body["apiVersion"], "networking.k8s.io/v1");
         assert_eq!(body["metadata"]["namespace"], "suite");

@@ -164,7 +164,8 @@ pub fn build_static_binary(root: &Path) -> Result<PathBuf, ImageError> {
         .join("wsgate-echo"))
 }
 
-fn sha256_file(path: &Path) -> Result<String, ImageError> {
+/// The sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
         what: "read",
         path: path.to_owned(),
