@@ -336,9 +336,15 @@ impl Run {
         );
         let status = suite::run_tests(cmd)?;
         // Each phase is its own nextest run and would overwrite the other's JUnit file.
-        let junit = crate::workspace_root().join("target/nextest").join(&self.plan.profile).join("junit.xml");
+        let junit = crate::workspace_root()
+            .join("target/nextest")
+            .join(&self.plan.profile)
+            .join("junit.xml");
         if junit.is_file() {
-            let _ = std::fs::copy(&junit, self.plan.work.join(format!("junit-{}.xml", phase.as_str())));
+            let _ = std::fs::copy(
+                &junit,
+                self.plan.work.join(format!("junit-{}.xml", phase.as_str())),
+            );
         }
         if !status.success() {
             // Keep going: phase 2 still tells something, and teardown must run anyway.
