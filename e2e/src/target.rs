@@ -303,6 +303,11 @@ impl Target {
         )
     }
 
+    /// The in-process echo server's address, when this is a local target.
+    pub fn echo_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local.as_ref().map(|(_, e)| e.addr())
+    }
+
     /// The local nginx, when this is a local target.
     pub fn local_ingress(&self) -> Option<&LocalIngress> {
         self.local.as_ref().map(|(n, _)| n)

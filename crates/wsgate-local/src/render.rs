@@ -222,7 +222,8 @@ fn write_conf(
         "# Rendered by wsgate-local after ingress-nginx controller-v1.15.1 nginx.tmpl."
     );
     let _ = writeln!(o, "pid {};", q(&pre.join("nginx.pid")));
-    let _ = writeln!(o, "error_log {} notice;", q(&pre.join("error.log")));
+    // info: nginx logs proxy timeouts ("upstream timed out") at info level, and the suite reads them.
+    let _ = writeln!(o, "error_log {} info;", q(&pre.join("error.log")));
     let _ = writeln!(o, "worker_processes 1;");
     let _ = writeln!(o, "worker_rlimit_nofile 65536;");
     let _ = writeln!(
