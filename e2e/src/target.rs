@@ -62,7 +62,33 @@ pub fn suite_variants() -> Vec<Variant> {
         Variant::documented(),
         Variant::without_annotations(),
         Variant::short(3),
+        short_read_only(),
+        short_send_only(),
     ]
+}
+
+/// Read timeout 3 s, send timeout 3600 s: shows which of the two cuts an idle connection.
+pub fn short_read_only() -> Variant {
+    Variant::derived(
+        "short-read",
+        "read 3 / send 3600",
+        &[
+            (wsgate_manifests::PROXY_READ_TIMEOUT, Some("3")),
+            (wsgate_manifests::PROXY_SEND_TIMEOUT, Some("3600")),
+        ],
+    )
+}
+
+/// Read timeout 3600 s, send timeout 3 s.
+pub fn short_send_only() -> Variant {
+    Variant::derived(
+        "short-send",
+        "read 3600 / send 3",
+        &[
+            (wsgate_manifests::PROXY_READ_TIMEOUT, Some("3600")),
+            (wsgate_manifests::PROXY_SEND_TIMEOUT, Some("3")),
+        ],
+    )
 }
 
 /// Why a target could not be set up.

@@ -34,6 +34,7 @@ async fn local(variants: Vec<Variant>, config: ControllerConfig) -> Target {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A variant with both timeouts set.
 fn timeouts(label: &str, read: &str, send: &str) -> Variant {
     Variant::derived(
         label,
@@ -43,34 +44,6 @@ fn timeouts(label: &str, read: &str, send: &str) -> Variant {
             (PROXY_SEND_TIMEOUT, Some(send)),
         ],
     )
-}
-
-#[tokio::test]
-async fn read_timeout_not_send_timeout_cuts_an_idle_connection() {
-    let short_read = timeouts("short-read", "2", "3600");
-    let short_send = timeouts("short-send", "3600", "2");
-    let t = local(
-        vec![short_read.clone(), short_send.clone()],
-        ControllerConfig::default(),
-    )
-    .await;
-    let cut = idle_case(
-        &t,
-        "read_timeout_not_send_timeout_cuts_an_idle_connection",
-        Scheme::Ws,
-        &short_read,
-        Duration::from_secs(5),
-        Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
-    );
-    let kept = idle_case(
-        &t,
-        "send_timeout_alone_does_not_cut_an_idle_connection",
-        Scheme::Ws,
-        &short_send,
-        Duration::from_secs(5),
-        Expect::Survive,
-    );
-    tokio::join!(cut, kept);
 }
 
 #[tokio::test]
@@ -381,4 +354,57 @@ async fn send_timeout_cuts_when_the_backend_stops_reading() {
     let log = t.local_ingress().expect("local").error_log();
     row.pass &= log.contains("upstream timed out");
     row.assert(&t.diagnostics());
+}
+
+/// The controller's real default: a reload cuts upgraded connections 240 s later. Too long for
+/// the default profile; the `ci` profile runs it (`.config/nextest.toml`).
+mod long_reload {
+    use super::*;
+
+    #[tokio::test]
+    async fn reload_cuts_open_websockets_after_the_default_240s() {
+        let v = Variant::documented();
+        let config = ControllerConfig::default();
+        let mut t = local(vec![v.clone()], config.clone()).await;
+        let mut s = open(&t, Scheme::Ws, &v).await;
+        let documented = Documented::shipped().unwrap();
+        let changed = vec![
+            v.ingress(&documented.ingress),
+            Variant::short(3).ingress(&documented.ingress),
+        ];
+        let reloaded_at = Instant::now();
+        t.local_ingress_mut()
+            .expect("local target")
+            .reload(&changed, &config)
+            .unwrap();
+        // Keep the connection busy so that only the reload, not a proxy timeout, can end it.
+        let outcome = s
+            .hold_with_traffic(
+                Duration::from_secs(250),
+                Duration::from_secs(10),
+                Traffic::Echo,
+            )
+            .await;
+        let outcome = match outcome {
+            HoldOutcome::Closed { how, .. } => HoldOutcome::Closed {
+                after: reloaded_at.elapsed(),
+                how,
+            },
+            survived => survived,
+        };
+        Row::hold(
+            "long_reload::reload_cuts_open_websockets_after_the_default_240s",
+            t.tier(),
+            "ws (worker-shutdown-timeout 240s, the default)",
+            Scheme::Ws,
+            "nginx reload, then an echo every 10 s (time from the reload)",
+            &Expect::cut_at(
+                Duration::from_secs(240),
+                Duration::from_secs(1),
+                Duration::from_secs(11),
+            ),
+            &outcome,
+        )
+        .assert(&t.diagnostics());
+    }
 }

@@ -123,6 +123,31 @@ async fn ws_a_message_every_second_outlives_the_read_timeout() {
     .await;
 }
 
+#[tokio::test]
+async fn ws_read_timeout_not_send_timeout_cuts_an_idle_connection() {
+    let t = target().await;
+    let tol = Duration::from_millis(500);
+    let read = wsgate_e2e::target::short_read_only();
+    let send = wsgate_e2e::target::short_send_only();
+    let cut = idle_case(
+        &t,
+        "ws_read_timeout_not_send_timeout_cuts_an_idle_connection",
+        Scheme::Ws,
+        &read,
+        Duration::from_secs(6),
+        Expect::cut_at(Duration::from_secs(3), tol, tol),
+    );
+    let kept = idle_case(
+        &t,
+        "ws_send_timeout_alone_does_not_cut_an_idle_connection",
+        Scheme::Ws,
+        &send,
+        Duration::from_secs(6),
+        Expect::Survive,
+    );
+    tokio::join!(cut, kept);
+}
+
 /// The real-time cases (75 s); nextest runs them in their own group, in parallel.
 mod long_idle {
     use super::*;
@@ -136,6 +161,22 @@ mod long_idle {
             Scheme::Ws,
             &Variant::documented(),
             Duration::from_secs(75),
+            Expect::Survive,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn ws_client_pings_keep_a_connection_past_the_default_timeout() {
+        let t = target().await;
+        traffic_case(
+            &t,
+            "long_idle::ws_client_pings_keep_a_connection_past_the_default_timeout",
+            Scheme::Ws,
+            &Variant::without_annotations(),
+            Duration::from_secs(75),
+            Duration::from_secs(20),
+            Traffic::Ping,
             Expect::Survive,
         )
         .await;

@@ -279,6 +279,28 @@ pub async fn wait_pods_ready(
     }
 }
 
+/// Deletes the pods matching `selector` (a fault: what a node drain or an eviction does).
+pub async fn delete_pods(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<String>, ClusterError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(api_err("list pods", &format!("{namespace} {selector}")))?;
+    let mut deleted = Vec::new();
+    for p in list.items {
+        let name = p.metadata.name.unwrap_or_default();
+        api.delete(&name, &Default::default())
+            .await
+            .map_err(api_err("delete pod", &format!("{namespace}/{name}")))?;
+        deleted.push(name);
+    }
+    Ok(deleted)
+}
+
 /// The address the controller published for an Ingress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LbAddress {
