@@ -142,9 +142,12 @@ impl Row {
         println!("{}", table(std::slice::from_ref(self)));
         if let Some(dir) = crate::target::report_dir() {
             let _ = std::fs::create_dir_all(&dir);
+            // Several rows may share a case (one per Ingress); a counter keeps their files apart.
+            static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let case = self.case.replace("::", ".");
             let file = dir.join(format!(
-                "{}-{}-{}.json",
-                self.case.replace("::", "."),
+                "{case}-{}-{}-{n}.json",
                 self.scheme,
                 std::process::id()
             ));

@@ -324,6 +324,16 @@ pub enum Traffic {
     SendOnly,
 }
 
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ping => "ping",
+            Self::Echo => "echo",
+            Self::SendOnly => "text (no reply expected)",
+        })
+    }
+}
+
 /// An open WebSocket session.
 pub struct Session {
     ws: WebSocketStream<Transport>,
