@@ -81,7 +81,7 @@ pub async fn traffic_case(
         &format!("{} ({})", variant.name, variant.describe),
         scheme,
         format!(
-            "{traffic:?} every {} s for {} s",
+            "{traffic} every {} s for {} s",
             every.as_secs_f64(),
             total.as_secs_f64()
         ),
