@@ -253,7 +253,10 @@ async fn handle(
             return;
         }
     }
+    // A 16 KiB read buffer (tungstenite's default is 128 KiB) keeps idle connections cheap; it
+    // grows for large messages.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(16 << 10)
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
     let accept =

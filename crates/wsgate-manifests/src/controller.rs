@@ -85,8 +85,8 @@ fn parse_nginx_duration(v: &str) -> Option<Duration> {
     match unit {
         "" | "s" => Some(Duration::from_secs(n)),
         "ms" => Some(Duration::from_millis(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -120,6 +120,15 @@ mod tests {
         let c = ControllerConfig::default().with_configmap(&data).unwrap();
         assert_eq!(c.proxy_read_timeout, 120);
         assert_eq!(c.worker_shutdown_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn huge_durations_are_refused_not_overflowed() {
+        let data = BTreeMap::from([(
+            "worker-shutdown-timeout".to_string(),
+            format!("{}h", u64::MAX),
+        )]);
+        assert!(ControllerConfig::default().with_configmap(&data).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub use annotations::{
     ProxyTimeouts, TIMEOUT_ANNOTATIONS, parse_seconds,
 };
 pub use controller::{ControllerConfig, ControllerConfigError};
-pub use load::{Documented, ManifestError, load_documents};
+pub use load::{Documented, ManifestError, Object, load_documents};
 pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_secret};
 pub use variants::{Variant, derive_ingress};
 

@@ -228,6 +228,7 @@ impl Probe {
             .map_err(|e| handshake_err(WsError::HttpFormat(e.into())))?;
         request.headers_mut().insert("Host", host);
         let config = WebSocketConfig::default()
+            .read_buffer_size(16 << 10)
             .max_message_size(Some(self.max_message))
             .max_frame_size(Some(self.max_message));
         match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
