@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         secrets: BTreeMap::new(),
         default_cert: CertFiles { cert: "/c".into(), key: "/k".into() },
         prefix: "/p".into(),
+        nofile: 1024,
     };
     let _ = render(&ingresses, &ctx);
 });

@@ -151,6 +151,7 @@ impl LocalIngress {
                 key: fake.key,
             },
             prefix: prefix.clone(),
+            nofile: nofile_hard_limit().min(65536),
         };
         let conf_path = prefix.join("nginx.conf");
         let mut last_problem = String::new();
@@ -392,6 +393,20 @@ fn write_secret(s: &Secret, dir: &Path) -> Result<((String, String), CertFiles),
         f.write_all(&key).map_err(io_err("write", &files.key))?;
     }
     Ok(((ns, name), files))
+}
+
+/// The hard open-file limit, which a root nginx master can raise its workers to.
+fn nofile_hard_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_max
+    } else {
+        1024
+    }
 }
 
 fn free_port() -> Result<u16, LocalError> {

@@ -54,6 +54,8 @@ pub struct RenderContext {
     pub default_cert: CertFiles,
     /// nginx's prefix: pid, logs and temp paths live under it.
     pub prefix: PathBuf,
+    /// `worker_rlimit_nofile` (at most the hard limit nginx can raise itself to).
+    pub nofile: u64,
 }
 
 /// Why an Ingress cannot be rendered.
@@ -224,8 +226,9 @@ fn write_conf(
     let _ = writeln!(o, "pid {};", q(&pre.join("nginx.pid")));
     // info: nginx logs proxy timeouts ("upstream timed out") at info level, and the suite reads them.
     let _ = writeln!(o, "error_log {} info;", q(&pre.join("error.log")));
-    let _ = writeln!(o, "worker_processes 1;");
-    let _ = writeln!(o, "worker_rlimit_nofile 65536;");
+    // As the controller: one worker per core, each with its own listening socket (reuseport).
+    let _ = writeln!(o, "worker_processes auto;");
+    let _ = writeln!(o, "worker_rlimit_nofile {};", ctx.nofile);
     let _ = writeln!(
         o,
         "worker_shutdown_timeout {}ms;",
@@ -364,6 +367,7 @@ mod tests {
                 key: "/p/fake.key".into(),
             },
             prefix: "/p".into(),
+            nofile: 65536,
         }
     }
 
