@@ -91,3 +91,82 @@ pub async fn traffic_case(
     row.assert(&target.diagnostics());
     outcome
 }
+
+/// The idle cases both phases run, once per scheme; the report's case is `<scheme>_<name>`.
+pub mod idle {
+    use super::*;
+
+    fn case(scheme: Scheme, name: &str, long: bool) -> String {
+        format!("{}{scheme}_{name}", if long { "long_idle::" } else { "" })
+    }
+
+    /// `"3"` on both annotations: an idle connection is cut at 3 s (±0.5 s).
+    pub async fn cut_at_short_read_timeout(t: &Target, scheme: Scheme) {
+        let tol = Duration::from_millis(500);
+        let name = case(
+            scheme,
+            "idle_connection_is_cut_at_short_read_timeout",
+            false,
+        );
+        idle_case(
+            t,
+            &name,
+            scheme,
+            &Variant::short(3),
+            Duration::from_secs(6),
+            Expect::cut_at(Duration::from_secs(3), tol, tol),
+        )
+        .await;
+    }
+
+    /// Idle 2 s under a 3 s timeout survives.
+    pub async fn shorter_than_the_timeout_survives(t: &Target, scheme: Scheme) {
+        let name = case(scheme, "idle_shorter_than_the_read_timeout_survives", false);
+        idle_case(
+            t,
+            &name,
+            scheme,
+            &Variant::short(3),
+            Duration::from_secs(2),
+            Expect::Survive,
+        )
+        .await;
+    }
+
+    /// The documented Ingress (3600): idle 75 s survives and still echoes.
+    pub async fn documented_keeps_idle_past_75s(t: &Target, scheme: Scheme) {
+        let name = case(
+            scheme,
+            "documented_annotations_keep_an_idle_connection_past_75s",
+            true,
+        );
+        idle_case(
+            t,
+            &name,
+            scheme,
+            &Variant::documented(),
+            Duration::from_secs(75),
+            Expect::Survive,
+        )
+        .await;
+    }
+
+    /// Without the annotations: cut at the 60 s default, no close frame.
+    pub async fn cut_at_default_read_timeout(t: &Target, scheme: Scheme) {
+        let name = case(
+            scheme,
+            "idle_connection_is_cut_at_default_read_timeout",
+            true,
+        );
+        let expect = Expect::cut_at(DEFAULT_TIMEOUT, LAZY_TIMER_EARLY, Duration::from_secs(2));
+        idle_case(
+            t,
+            &name,
+            scheme,
+            &Variant::without_annotations(),
+            Duration::from_secs(75),
+            expect,
+        )
+        .await;
+    }
+}

@@ -12,7 +12,7 @@ use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
 use wsgate_manifests::{
     ControllerConfig, Documented, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT, Variant,
 };
-use wsgate_probe::{CloseKind, HoldOutcome, Message, Scheme, Traffic};
+use wsgate_probe::{CloseKind, HoldOutcome, Message, Scheme, Session, Traffic};
 
 const HALF_SECOND: Duration = Duration::from_millis(500);
 
@@ -128,16 +128,17 @@ async fn traffic_in_one_direction_only_keeps_the_connection_alive() {
     .assert(&t.diagnostics());
 }
 
-#[tokio::test]
-async fn reload_keeps_open_websockets_until_worker_shutdown_timeout() {
+/// A local ingress with the documented Ingress and the given `worker-shutdown-timeout`, a
+/// connection open on it, and then a reload that adds an Ingress: what the controller does on
+/// every Ingress change. Returns the moment of the reload.
+async fn open_then_reload(worker_shutdown_timeout: Duration) -> (Target, Session, Instant) {
     let v = Variant::documented();
     let config = ControllerConfig {
-        worker_shutdown_timeout: Duration::from_secs(2),
+        worker_shutdown_timeout,
         ..ControllerConfig::default()
     };
     let mut t = local(vec![v.clone()], config.clone()).await;
-    let mut s = open(&t, Scheme::Ws, &v).await;
-    // What the controller does on every Ingress change: re-render and reload.
+    let s = open(&t, Scheme::Ws, &v).await;
     let documented = Documented::shipped().unwrap();
     let changed = vec![
         v.ingress(&documented.ingress),
@@ -148,6 +149,13 @@ async fn reload_keeps_open_websockets_until_worker_shutdown_timeout() {
         .expect("local target")
         .reload(&changed, &config)
         .unwrap();
+    (t, s, reloaded_at)
+}
+
+#[tokio::test]
+async fn reload_keeps_open_websockets_until_worker_shutdown_timeout() {
+    let v = Variant::documented();
+    let (t, mut s, reloaded_at) = open_then_reload(Duration::from_secs(2)).await;
     // Not cut at once: still echoes right after the reload.
     s.echo(Message::text("after reload"))
         .await
@@ -363,20 +371,8 @@ mod long_reload {
 
     #[tokio::test]
     async fn reload_cuts_open_websockets_after_the_default_240s() {
-        let v = Variant::documented();
-        let config = ControllerConfig::default();
-        let mut t = local(vec![v.clone()], config.clone()).await;
-        let mut s = open(&t, Scheme::Ws, &v).await;
-        let documented = Documented::shipped().unwrap();
-        let changed = vec![
-            v.ingress(&documented.ingress),
-            Variant::short(3).ingress(&documented.ingress),
-        ];
-        let reloaded_at = Instant::now();
-        t.local_ingress_mut()
-            .expect("local target")
-            .reload(&changed, &config)
-            .unwrap();
+        let (t, mut s, reloaded_at) =
+            open_then_reload(ControllerConfig::default().worker_shutdown_timeout).await;
         // Keep the connection busy so that only the reload, not a proxy timeout, can end it.
         let outcome = s
             .hold_with_traffic(

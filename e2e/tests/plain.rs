@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wsgate_e2e::cases::{DEFAULT_TIMEOUT, LAZY_TIMER_EARLY, idle_case, open, traffic_case};
+use wsgate_e2e::cases::{idle, idle_case, open, traffic_case};
 use wsgate_e2e::{Expect, Phase, Target};
 use wsgate_manifests::Variant;
 use wsgate_probe::{Message, Scheme, Traffic};
@@ -80,30 +80,13 @@ async fn unknown_host_gets_404_from_the_default_server() {
 #[tokio::test]
 async fn ws_idle_connection_is_cut_at_short_read_timeout() {
     let t = target().await;
-    let tol = Duration::from_millis(500);
-    idle_case(
-        &t,
-        "ws_idle_connection_is_cut_at_short_read_timeout",
-        Scheme::Ws,
-        &Variant::short(3),
-        Duration::from_secs(6),
-        Expect::cut_at(Duration::from_secs(3), tol, tol),
-    )
-    .await;
+    idle::cut_at_short_read_timeout(&t, Scheme::Ws).await;
 }
 
 #[tokio::test]
 async fn ws_idle_shorter_than_the_read_timeout_survives() {
     let t = target().await;
-    idle_case(
-        &t,
-        "ws_idle_shorter_than_the_read_timeout_survives",
-        Scheme::Ws,
-        &Variant::short(3),
-        Duration::from_secs(2),
-        Expect::Survive,
-    )
-    .await;
+    idle::shorter_than_the_timeout_survives(&t, Scheme::Ws).await;
 }
 
 #[tokio::test]
@@ -155,15 +138,7 @@ mod long_idle {
     #[tokio::test]
     async fn ws_documented_annotations_keep_an_idle_connection_past_75s() {
         let t = target().await;
-        idle_case(
-            &t,
-            "long_idle::ws_documented_annotations_keep_an_idle_connection_past_75s",
-            Scheme::Ws,
-            &Variant::documented(),
-            Duration::from_secs(75),
-            Expect::Survive,
-        )
-        .await;
+        idle::documented_keeps_idle_past_75s(&t, Scheme::Ws).await;
     }
 
     #[tokio::test]
@@ -185,14 +160,6 @@ mod long_idle {
     #[tokio::test]
     async fn ws_idle_connection_is_cut_at_default_read_timeout() {
         let t = target().await;
-        idle_case(
-            &t,
-            "long_idle::ws_idle_connection_is_cut_at_default_read_timeout",
-            Scheme::Ws,
-            &Variant::without_annotations(),
-            Duration::from_secs(75),
-            Expect::cut_at(DEFAULT_TIMEOUT, LAZY_TIMER_EARLY, Duration::from_secs(2)),
-        )
-        .await;
+        idle::cut_at_default_read_timeout(&t, Scheme::Ws).await;
     }
 }

@@ -1,9 +1,7 @@
 //! Phase 2 (after the Secret and the documented patch): WSS echo, redirects, idle over wss.
 
-use std::time::Duration;
-
-use wsgate_e2e::cases::{DEFAULT_TIMEOUT, LAZY_TIMER_EARLY, idle_case, open};
-use wsgate_e2e::{Expect, Phase, Target};
+use wsgate_e2e::cases::{idle, open};
+use wsgate_e2e::{Phase, Target};
 use wsgate_manifests::Variant;
 use wsgate_probe::{Message, Probe, ProbeError, Scheme, Trust};
 use wsgate_tls::TlsMaterial;
@@ -89,30 +87,13 @@ async fn plain_http_to_the_tls_host_is_redirected_with_308() {
 #[tokio::test]
 async fn wss_idle_connection_is_cut_at_short_read_timeout() {
     let t = target().await;
-    let tol = Duration::from_millis(500);
-    idle_case(
-        &t,
-        "wss_idle_connection_is_cut_at_short_read_timeout",
-        Scheme::Wss,
-        &Variant::short(3),
-        Duration::from_secs(6),
-        Expect::cut_at(Duration::from_secs(3), tol, tol),
-    )
-    .await;
+    idle::cut_at_short_read_timeout(&t, Scheme::Wss).await;
 }
 
 #[tokio::test]
 async fn wss_idle_shorter_than_the_read_timeout_survives() {
     let t = target().await;
-    idle_case(
-        &t,
-        "wss_idle_shorter_than_the_read_timeout_survives",
-        Scheme::Wss,
-        &Variant::short(3),
-        Duration::from_secs(2),
-        Expect::Survive,
-    )
-    .await;
+    idle::shorter_than_the_timeout_survives(&t, Scheme::Wss).await;
 }
 
 /// The real-time cases (75 s); nextest runs them in their own group, in parallel.
@@ -122,28 +103,12 @@ mod long_idle {
     #[tokio::test]
     async fn wss_documented_annotations_keep_an_idle_connection_past_75s() {
         let t = target().await;
-        idle_case(
-            &t,
-            "long_idle::wss_documented_annotations_keep_an_idle_connection_past_75s",
-            Scheme::Wss,
-            &Variant::documented(),
-            Duration::from_secs(75),
-            Expect::Survive,
-        )
-        .await;
+        idle::documented_keeps_idle_past_75s(&t, Scheme::Wss).await;
     }
 
     #[tokio::test]
     async fn wss_idle_connection_is_cut_at_default_read_timeout() {
         let t = target().await;
-        idle_case(
-            &t,
-            "long_idle::wss_idle_connection_is_cut_at_default_read_timeout",
-            Scheme::Wss,
-            &Variant::without_annotations(),
-            Duration::from_secs(75),
-            Expect::cut_at(DEFAULT_TIMEOUT, LAZY_TIMER_EARLY, Duration::from_secs(2)),
-        )
-        .await;
+        idle::cut_at_default_read_timeout(&t, Scheme::Wss).await;
     }
 }
