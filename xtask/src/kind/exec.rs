@@ -85,8 +85,9 @@ impl Run {
             Step::EchoImage => self.echo_image(),
             Step::Manifests => self.manifests(),
             Step::WaitRoutes(phase) => self.wait_routes(phase),
-            Step::Tests(phase) => self.tests(phase),
+            Step::Tests(phase) => self.run_tests(phase, Plan::test_filter(phase), phase.as_str()),
             Step::Tls => self.tls(),
+            Step::Faults => self.run_tests(Phase::Tls, Plan::FAULTS_FILTER, "faults"),
             Step::Teardown => self.teardown(),
         }
     }
@@ -326,14 +327,9 @@ impl Run {
         })
     }
 
-    fn tests(&mut self, phase: Phase) -> anyhow::Result<()> {
+    fn run_tests(&mut self, phase: Phase, filter: &str, label: &str) -> anyhow::Result<()> {
         let env = self.plan.test_env(phase, &self.trust_files);
-        let cmd = suite::nextest_command(
-            &self.plan.profile,
-            Plan::test_filter(phase),
-            &self.plan.rows(),
-            &env,
-        );
+        let cmd = suite::nextest_command(&self.plan.profile, filter, &self.plan.rows(), &env);
         let status = suite::run_tests(cmd)?;
         // Each phase is its own nextest run and would overwrite the other's JUnit file.
         let junit = crate::workspace_root()
@@ -341,10 +337,7 @@ impl Run {
             .join(&self.plan.profile)
             .join("junit.xml");
         if junit.is_file() {
-            let _ = std::fs::copy(
-                &junit,
-                self.plan.work.join(format!("junit-{}.xml", phase.as_str())),
-            );
+            let _ = std::fs::copy(&junit, self.plan.work.join(format!("junit-{label}.xml")));
         }
         if !status.success() {
             // Keep going: phase 2 still tells something, and teardown must run anyway.

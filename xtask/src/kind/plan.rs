@@ -94,6 +94,8 @@ pub enum Step {
     WaitRoutes(Phase),
     Tests(Phase),
     Tls,
+    /// The echo pod deleted under an open connection; alone, since it disturbs every connection.
+    Faults,
     Teardown,
 }
 
@@ -114,6 +116,7 @@ impl Step {
                 "tests, phase 2: wss echo, 308, idle over wss (doc step 3 wss)"
             }
             Self::Tls => "TLS: Secret nginx-ingress-tls and the documented patch",
+            Self::Faults => "faults: the echo pod deleted under an open connection",
             Self::Teardown => "teardown",
         }
     }
@@ -199,6 +202,7 @@ impl Plan {
             Step::Tls,
             Step::WaitRoutes(Phase::Tls),
             Step::Tests(Phase::Tls),
+            Step::Faults,
             Step::Teardown,
         ]);
         steps
@@ -257,12 +261,14 @@ impl Plan {
         env
     }
 
+    /// The fault tests: after phase 2, alone.
+    pub const FAULTS_FILTER: &'static str = "binary(faults)";
+
     /// Which test binaries a phase runs.
     pub fn test_filter(phase: Phase) -> &'static str {
         match phase {
             Phase::Plain => "binary(cluster) | binary(plain)",
-            // Faults last: deleting the echo pod disturbs every other connection.
-            Phase::Tls => "binary(tls) | binary(faults)",
+            Phase::Tls => "binary(tls)",
         }
     }
 
@@ -341,19 +347,8 @@ impl Plan {
                     format!("echo over {scheme}://{}/ via {addr} until it works (deadline 120s){}", variant.host, if phase == Phase::Tls { ", certificate verified: the controller's fake certificate does not pass" } else { "" })
                 })
                 .collect(),
-            Step::Tests(phase) => {
-                let trust = match phase {
-                    Phase::Plain => vec![],
-                    Phase::Tls => vec![self.tls_dir().join("test.example.com.crt"), self.tls_dir().join("variants.crt")],
-                };
-                let env: Vec<String> = self.test_env(phase, &trust).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-                vec![format!(
-                    "{} cargo nextest run --package wsgate-e2e --profile {} --no-fail-fast --ignore-default-filter --filterset '{}'",
-                    env.join(" "),
-                    self.profile,
-                    Self::test_filter(phase)
-                )]
-            }
+            Step::Tests(phase) => vec![self.nextest_line(phase, Self::test_filter(phase))],
+            Step::Faults => vec![self.nextest_line(Phase::Tls, Self::FAULTS_FILTER)],
             Step::Tls => {
                 let mut v = vec![
                     format!("generate certificate + key for test.example.com (rcgen, 365 days) in {} (key 0600)", self.tls_dir().display()),
@@ -380,6 +375,27 @@ impl Plan {
                 (Mode::Existing, false, _) => vec![format!("{} -n {ns} delete {}   (also after a failure or Ctrl-C)", self.kubectl(), self.owned_objects().join(" "))],
             },
         }
+    }
+
+    /// The nextest run of a phase as a person would type it (the trust files exist after TLS).
+    fn nextest_line(&self, phase: Phase, filter: &str) -> String {
+        let trust = match phase {
+            Phase::Plain => vec![],
+            Phase::Tls => vec![
+                self.tls_dir().join("test.example.com.crt"),
+                self.tls_dir().join("variants.crt"),
+            ],
+        };
+        let env: Vec<String> = self
+            .test_env(phase, &trust)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "{} cargo nextest run --package wsgate-e2e --profile {} --no-fail-fast --ignore-default-filter --filterset '{filter}'",
+            env.join(" "),
+            self.profile
+        )
     }
 
     /// The objects the suite creates, as `kind/name`, for deletion in a shared namespace.
@@ -514,6 +530,7 @@ mod tests {
                 Step::Tls,
                 Step::WaitRoutes(Phase::Tls),
                 Step::Tests(Phase::Tls),
+                Step::Faults,
                 Step::Teardown
             ]
         );
