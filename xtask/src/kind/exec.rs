@@ -12,9 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use wsgate_cluster::{ADMISSION_JOBS, CONTROLLER_SELECTOR, Client, INGRESS_NGINX_NAMESPACE};
 use wsgate_e2e::Phase;
 use wsgate_e2e::target::{TlsSetup, VARIANTS_TLS_SECRET};
-use wsgate_manifests::{
-    ControllerConfig, DOCUMENTED_TLS_PATCH, Documented, ProxyTimeouts, tls_patch,
-};
+use wsgate_manifests::{DOCUMENTED_TLS_PATCH, Documented, tls_patch};
 use wsgate_probe::{Endpoint, Message, Probe, Scheme, Trust};
 
 use super::plan::{EchoImage, Mode, Plan, Step};
@@ -102,27 +100,14 @@ impl Run {
             "  prerequisites checked in {} ms",
             start.elapsed().as_millis()
         );
-        let documented = Documented::shipped()?;
-        let mut warnings = Vec::new();
-        for v in &self.plan.variants {
-            warnings.extend(
-                ProxyTimeouts::for_ingress(
-                    &v.ingress(&documented.ingress),
-                    &ControllerConfig::default(),
-                )
-                .1,
-            );
-        }
+        let warnings = self
+            .plan
+            .annotation_warnings(&Documented::shipped()?.ingress);
         for w in &warnings {
             eprintln!("  warning: {w}");
             self.notes.push(format!("warning: {w}"));
         }
-        if self.plan.args.strict && !warnings.is_empty() {
-            bail!(
-                "--strict: {} annotation value(s) that ingress-nginx would ignore (listed above)",
-                warnings.len()
-            );
-        }
+        self.plan.check_strict(&warnings)?;
         Ok(())
     }
 

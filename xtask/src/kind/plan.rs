@@ -7,7 +7,10 @@ use wsgate_e2e::target::{
     ENV_CONTEXT, ENV_HTTP_ADDR, ENV_HTTPS_ADDR, ENV_KUBECONFIG, ENV_NAMESPACE, ENV_PHASE,
     ENV_TARGET, ENV_TRUST, VARIANTS_TLS_SECRET,
 };
-use wsgate_manifests::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, Variant, tls_patch};
+use wsgate_manifests::{
+    AnnotationWarning, ControllerConfig, DOCUMENTED_TLS_PATCH, ProxyTimeouts, TLS_SECRET_NAME,
+    Variant, tls_patch,
+};
 
 use super::pins;
 
@@ -398,6 +401,32 @@ impl Plan {
         )
     }
 
+    /// The annotation values among the Ingresses to apply that ingress-nginx would ignore.
+    pub fn annotation_warnings(
+        &self,
+        documented: &k8s_openapi::api::networking::v1::Ingress,
+    ) -> Vec<AnnotationWarning> {
+        self.variants
+            .iter()
+            .flat_map(|v| {
+                ProxyTimeouts::for_ingress(&v.ingress(documented), &ControllerConfig::default()).1
+            })
+            .collect()
+    }
+
+    /// With `--strict`, ignored annotation values fail the run before anything is applied.
+    pub fn check_strict(&self, warnings: &[AnnotationWarning]) -> anyhow::Result<()> {
+        if self.args.strict && !warnings.is_empty() {
+            let list: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "--strict: {} annotation value(s) that ingress-nginx would ignore:\n{}",
+                warnings.len(),
+                list.join("\n")
+            );
+        }
+        Ok(())
+    }
+
     /// The objects the suite creates, as `kind/name`, for deletion in a shared namespace.
     pub fn owned_objects(&self) -> Vec<String> {
         let mut v = vec![
@@ -651,6 +680,41 @@ mod tests {
         .render();
         assert!(text.contains("-n default delete deployment/websocket-server service/websocket-server ingress/ws ingress/ws-no-annotations"), "{text}");
         assert!(text.contains("WSGATE_HTTP_ADDR=lb.example:8080"), "{text}");
+    }
+
+    #[test]
+    fn strict_fails_on_an_ignored_annotation_in_the_manifests_and_names_it() {
+        let mut documented = wsgate_manifests::Documented::shipped().unwrap().ingress;
+        documented
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(wsgate_manifests::PROXY_READ_TIMEOUT.into(), "3600s".into());
+        let lenient = plan(&[]).unwrap();
+        let warnings = lenient.annotation_warnings(&documented);
+        assert!(!warnings.is_empty());
+        assert!(
+            lenient.check_strict(&warnings).is_ok(),
+            "without --strict it only warns"
+        );
+        let e = plan(&["--strict"])
+            .unwrap()
+            .check_strict(&warnings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("default/ws:") || e.contains("Ingress default/ws"),
+            "{e}"
+        );
+        assert!(e.contains("\"3600s\""), "{e}");
+    }
+
+    #[test]
+    fn shipped_manifests_pass_strict() {
+        let p = plan(&["--strict"]).unwrap();
+        let documented = wsgate_manifests::Documented::shipped().unwrap().ingress;
+        assert!(p.check_strict(&p.annotation_warnings(&documented)).is_ok());
     }
 
     #[test]
