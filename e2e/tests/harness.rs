@@ -342,3 +342,224 @@ mod load {
     .assert(&format!("first failure: {:?}; first cut: {:?}\n{}", failed.first(), cut.first(), nginx.error_log().lines().rev().take(20).collect::<Vec<_>>().join("\n")));
     }
 }
+
+/// The echo server under bad input, each case a row; a well-behaved client echoes throughout.
+mod bad_input {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use wsgate_echo::{EchoConfig, EchoServer};
+
+    const DEADLINE: Duration = Duration::from_secs(5);
+
+    /// A raw upgraded connection, for frames a well-behaved client library will not send.
+    async fn raw_upgraded(addr: SocketAddr) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tokio::time::timeout(DEADLINE, s.read_exact(&mut byte))
+                .await
+                .expect("handshake reply")
+                .unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        s
+    }
+
+    /// A client frame with the given opcode, masked unless `masked` is false.
+    fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        let mask_bit = if masked { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => f.push(mask_bit | n as u8),
+            n => {
+                f.push(mask_bit | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        if masked {
+            let mask = [7u8, 1, 9, 3];
+            f.extend_from_slice(&mask);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            f.extend_from_slice(payload);
+        }
+        f
+    }
+
+    /// What came back: a close code, an HTTP status line, or the connection closing.
+    async fn reply(s: &mut TcpStream) -> String {
+        let mut buf = vec![0u8; 256];
+        match tokio::time::timeout(DEADLINE, s.read(&mut buf)).await {
+            Err(_) => "nothing within 5 s".into(),
+            Ok(Ok(0)) => "connection closed".into(),
+            Ok(Ok(n)) if buf[0] == 0x88 && n >= 4 => {
+                format!("close {}", u16::from_be_bytes([buf[2], buf[3]]))
+            }
+            Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            Ok(Err(e)) => format!("error: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn echo_server_refuses_bad_input_and_keeps_serving_everyone_else() {
+        let srv = EchoServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            EchoConfig {
+                max_message_bytes: 1024,
+                handshake_timeout: Duration::from_millis(300),
+                ..EchoConfig::default()
+            },
+        )
+        .await
+        .unwrap()
+        .spawn();
+        let addr = srv.addr();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bystander = {
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let probe = wsgate_probe::Probe::new(
+                    wsgate_probe::Endpoint::new(Scheme::Ws, addr.to_string(), "test.example.com"),
+                    wsgate_probe::Trust::Certificates(vec![]),
+                );
+                let mut s = probe.connect().await.unwrap();
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match s.echo(Message::text("bystander")).await {
+                        Ok(_) => ok += 1,
+                        Err(_) => failed += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (ok, failed)
+            })
+        };
+        let mut rows = Vec::new();
+        let case = |name: &str, input: &str, expected: &str, observed: String| {
+            let pass = observed.starts_with(expected);
+            Row::check(
+                name,
+                "local",
+                "echo server (no proxy)",
+                input,
+                expected,
+                observed,
+                pass,
+            )
+        };
+
+        let mut s = raw_upgraded(addr).await;
+        s.write_all(&frame(0x2, &[0u8; 4096], true)).await.unwrap();
+        rows.push(case(
+            "bad_input::oversized_message",
+            "4 KiB binary message, limit 1 KiB",
+            "close 1009",
+            reply(&mut s).await,
+        ));
+
+        let mut s = raw_upgraded(addr).await;
+        s.write_all(&frame(0x1, &[0xff, 0xfe, 0xfd], true))
+            .await
+            .unwrap();
+        rows.push(case(
+            "bad_input::invalid_utf8",
+            "text frame with invalid UTF-8",
+            "close 1007",
+            reply(&mut s).await,
+        ));
+
+        let mut s = raw_upgraded(addr).await;
+        s.write_all(&frame(0x1, b"hi", false)).await.unwrap();
+        rows.push(case(
+            "bad_input::unmasked_client_frame",
+            "unmasked text frame from a client",
+            "close 1002",
+            reply(&mut s).await,
+        ));
+
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"\x16\x03\x01 not http at all\r\n\r\n")
+            .await
+            .unwrap();
+        rows.push(case(
+            "bad_input::garbage_instead_of_a_handshake",
+            "bytes that are not HTTP",
+            "HTTP/1.1 400",
+            reply(&mut s).await,
+        ));
+
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let started = Instant::now();
+        let got = reply(&mut s).await;
+        let took = started.elapsed();
+        // Dropped at the 300 ms handshake deadline (tolerance -50 ms / +700 ms).
+        let in_time = took >= Duration::from_millis(250) && took <= Duration::from_secs(1);
+        rows.push(case(
+            "bad_input::half_handshake_then_stall",
+            "half an HTTP head, then nothing",
+            "connection closed",
+            format!(
+                "{got} after {} ms{}",
+                took.as_millis(),
+                if in_time {
+                    ""
+                } else {
+                    " (outside 250-1000 ms)"
+                }
+            ),
+        ));
+        if !in_time {
+            rows.last_mut().expect("just pushed").pass = false;
+        }
+
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (ok, failed) = bystander.await.unwrap();
+        rows.push(case(
+            "bad_input::others_are_served_throughout",
+            "an echo every 20 ms on another connection meanwhile",
+            "0 failed",
+            format!(
+                "0 failed{}, {ok} echoes",
+                if failed > 0 {
+                    format!(" -- NOT: {failed} failed")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+        if failed > 0 || ok == 0 {
+            rows.last_mut().expect("just pushed").pass = false;
+        }
+        let failures: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.pass)
+            .map(|r| format!("{}: {}", r.case, r.observed))
+            .collect();
+        for r in &rows {
+            r.record();
+        }
+        assert!(
+            failures.is_empty(),
+            "bad-input cases failed:\n{}",
+            failures.join("\n")
+        );
+    }
+}
