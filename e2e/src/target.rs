@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -386,6 +385,3 @@ impl ClusterEnv {
 pub fn report_dir() -> Option<PathBuf> {
     std::env::var_os(crate::report::ENV_REPORT_DIR).map(PathBuf::from)
 }
-
-/// How long a test may take to set its target up.
-pub const SETUP_DEADLINE: Duration = Duration::from_secs(30);

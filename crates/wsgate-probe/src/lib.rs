@@ -6,7 +6,6 @@
 mod outcome;
 mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -565,11 +564,6 @@ impl Session {
         Ok(())
     }
 
-    /// Time since the last message either way.
-    pub fn since_last_traffic(&self) -> Duration {
-        self.last_traffic.elapsed()
-    }
-
     /// Closes politely (close frame 1000), waiting briefly for the reply.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -588,11 +582,6 @@ fn describe(msg: &Message) -> String {
         Message::Binary(b) => format!("binary of {} bytes", b.len()),
         other => format!("{other:?}"),
     }
-}
-
-/// Resolves `connect_to` once, for reports ("which address did the probe dial").
-pub async fn resolve(connect_to: &str) -> std::io::Result<Vec<SocketAddr>> {
-    Ok(tokio::net::lookup_host(connect_to).await?.collect())
 }
 
 #[cfg(test)]
