@@ -222,6 +222,33 @@ pub fn job_complete(j: Option<&Job>) -> bool {
         })
 }
 
+/// Waits for a Job to complete. A Job that is gone counts as done: it existed when this was
+/// called (the manifest was just applied), so only a `ttlSecondsAfterFinished` cleanup removes it.
+pub async fn wait_job_done(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    deadline: Duration,
+) -> Result<(), ClusterError> {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let done = |j: Option<&Job>| j.is_none() || job_complete(j);
+    match tokio::time::timeout(deadline, await_condition(api, name, done)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(ClusterError::Deadline {
+            what: "Job complete",
+            name: format!("{namespace}/{name}"),
+            deadline,
+            last: e.to_string(),
+        }),
+        Err(_) => Err(ClusterError::Deadline {
+            what: "Job complete",
+            name: format!("{namespace}/{name}"),
+            deadline,
+            last: String::new(),
+        }),
+    }
+}
+
 /// A pod is Running and its `Ready` condition is true.
 pub fn pod_ready(p: &Pod) -> bool {
     let status = p.status.as_ref();

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use wsgate_cluster::{ADMISSION_JOBS, CONTROLLER_SELECTOR, Client, INGRESS_NGINX_NAMESPACE};
 use wsgate_e2e::Phase;
 use wsgate_e2e::target::{TlsSetup, VARIANTS_TLS_SECRET};
@@ -180,13 +179,11 @@ impl Run {
         let client = self.client()?;
         self.rt.block_on(async {
             for job in ADMISSION_JOBS {
-                wsgate_cluster::wait_for::<Job>(
+                wsgate_cluster::wait_job_done(
                     &client,
                     INGRESS_NGINX_NAMESPACE,
                     job,
-                    "admission Job complete",
                     CONTROLLER_DEADLINE,
-                    wsgate_cluster::job_complete,
                 )
                 .await?;
                 eprintln!("  Job {INGRESS_NGINX_NAMESPACE}/{job} complete");
