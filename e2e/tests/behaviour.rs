@@ -34,6 +34,23 @@ async fn local(variants: Vec<Variant>, config: ControllerConfig) -> Target {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A local target whose backend never reads after the handshake, and a connection to `v`.
+async fn with_stalled_backend(v: Variant, config: ControllerConfig) -> (Target, Session) {
+    let mut options = LocalOptions::new(Phase::Plain);
+    options.variants = vec![v.clone()];
+    options.config = config;
+    options.echo.mode = Mode::Stall;
+    let t = Target::local(options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = t
+        .probe(Scheme::Ws, &v)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", t.diagnostics()));
+    (t, s)
+}
+
 /// A variant with both timeouts set.
 fn timeouts(label: &str, read: &str, send: &str) -> Variant {
     Variant::derived(
@@ -96,19 +113,7 @@ async fn stopping_the_pings_lets_the_connection_be_cut_on_time() {
 #[tokio::test]
 async fn traffic_in_one_direction_only_keeps_the_connection_alive() {
     // The backend never reads or answers; only client-to-server frames flow.
-    let v = Variant::without_annotations();
-    let mut options = LocalOptions::new(Phase::Plain);
-    options.variants = vec![v.clone()];
-    options.config = fast_defaults();
-    options.echo.mode = Mode::Stall;
-    let t = Target::local(options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut s = t
-        .probe(Scheme::Ws, &v)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", t.diagnostics()));
+    let (t, mut s) = with_stalled_backend(Variant::without_annotations(), fast_defaults()).await;
     let outcome = s
         .hold_with_traffic(
             Duration::from_secs(6),
@@ -290,18 +295,11 @@ async fn invalid_annotation_values_fall_back_to_the_default_and_are_reported() {
 async fn send_timeout_cuts_when_the_backend_stops_reading() {
     // Read timeout high, send timeout 2 s, a backend that never reads: the client keeps writing
     // until every buffer on the way is full, then nginx's write to the backend times out.
-    let v = timeouts("stalled-backend", "3600", "2");
-    let mut options = LocalOptions::new(Phase::Plain);
-    options.variants = vec![v.clone()];
-    options.echo.mode = Mode::Stall;
-    let t = Target::local(options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut s = t
-        .probe(Scheme::Ws, &v)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", t.diagnostics()));
+    let (t, mut s) = with_stalled_backend(
+        timeouts("stalled-backend", "3600", "2"),
+        ControllerConfig::default(),
+    )
+    .await;
     let chunk = vec![0x5au8; 256 << 10];
     let start = Instant::now();
     let mut last_progress = Instant::now();

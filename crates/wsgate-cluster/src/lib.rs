@@ -172,29 +172,42 @@ where
     K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let full = format!("{namespace}/{name}");
-    match tokio::time::timeout(deadline, await_condition(api, name, cond)).await {
-        Ok(Ok(Some(obj))) => Ok(obj),
-        Ok(Ok(None)) => Err(ClusterError::Deadline {
+    await_within(client, namespace, name, what, deadline, cond)
+        .await?
+        .ok_or_else(|| ClusterError::Deadline {
             what,
-            name: full,
+            name: format!("{namespace}/{name}"),
             deadline,
             last: "object was deleted".into(),
-        }),
-        Ok(Err(e)) => Err(ClusterError::Deadline {
-            what,
-            name: full,
-            deadline,
-            last: e.to_string(),
-        }),
-        Err(_) => Err(ClusterError::Deadline {
-            what,
-            name: full,
-            deadline,
-            last: String::new(),
-        }),
-    }
+        })
+}
+
+/// `await_condition` under a deadline; `None` when the object is gone (or never existed and
+/// the condition accepted that).
+async fn await_within<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &'static str,
+    deadline: Duration,
+    cond: impl Condition<K>,
+) -> Result<Option<K>, ClusterError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let last = match tokio::time::timeout(deadline, await_condition(api, name, cond)).await {
+        Ok(Ok(obj)) => return Ok(obj),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => String::new(),
+    };
+    Err(ClusterError::Deadline {
+        what,
+        name: format!("{namespace}/{name}"),
+        deadline,
+        last,
+    })
 }
 
 /// A Deployment is available: all replicas updated and available (`Available=True`).
@@ -230,23 +243,9 @@ pub async fn wait_job_done(
     name: &str,
     deadline: Duration,
 ) -> Result<(), ClusterError> {
-    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
     let done = |j: Option<&Job>| j.is_none() || job_complete(j);
-    match tokio::time::timeout(deadline, await_condition(api, name, done)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(ClusterError::Deadline {
-            what: "Job complete",
-            name: format!("{namespace}/{name}"),
-            deadline,
-            last: e.to_string(),
-        }),
-        Err(_) => Err(ClusterError::Deadline {
-            what: "Job complete",
-            name: format!("{namespace}/{name}"),
-            deadline,
-            last: String::new(),
-        }),
-    }
+    await_within(client, namespace, name, "Job complete", deadline, done).await?;
+    Ok(())
 }
 
 /// A pod is Running and its `Ready` condition is true.
