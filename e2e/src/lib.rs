@@ -1,8 +1,13 @@
-//! Shared pieces of the end-to-end tests: where the ingress is (the target), and the report.
+//! Shared pieces of the end-to-end tests: the env contract with xtask, the target (local or
+//! cluster), TLS set-up, test bodies and the report.
 
+pub mod budget;
 pub mod cases;
+pub mod env;
 pub mod report;
 pub mod target;
+pub mod tls;
 
+pub use env::Phase;
 pub use report::{Expect, Row};
-pub use target::{Phase, Target, TargetError, suite_variants};
+pub use target::{Target, TargetError};

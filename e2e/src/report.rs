@@ -7,9 +7,6 @@ use std::time::Duration;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use wsgate_probe::{CloseKind, HoldOutcome};
 
-/// Directory each test writes its row into (set by `cargo xtask`), one JSON file per row.
-pub const ENV_REPORT_DIR: &str = "WSGATE_REPORT_DIR";
-
 /// What a case expects.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "expect", rename_all = "snake_case")]
@@ -140,7 +137,7 @@ impl Row {
     /// Writes the row to the report directory when one is set (under xtask), and to stdout.
     pub fn record(&self) {
         println!("{}", table(std::slice::from_ref(self)));
-        if let Some(dir) = crate::target::report_dir() {
+        if let Some(dir) = crate::env::report_dir() {
             let _ = std::fs::create_dir_all(&dir);
             // Several rows may share a case (one per Ingress); a counter keeps their files apart.
             static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

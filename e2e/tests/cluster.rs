@@ -3,18 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use wsgate_cluster::{
-    connect, deployment_available, wait_for, wait_ingress_address, wait_pods_ready,
-};
+use wsgate_cluster::{connect, wait_deployment_available, wait_ingress_address, wait_pods_ready};
 use wsgate_e2e::Row;
-use wsgate_e2e::target::ClusterEnv;
+use wsgate_e2e::budget::Budget;
+use wsgate_e2e::env::ClusterEnv;
 use wsgate_manifests::{DOCUMENTED_INGRESS, DOCUMENTED_SERVICE};
 
 /// The document says the endpoint takes "about 10 seconds"; allow for a cold cluster.
 const ENDPOINT_DEADLINE: Duration = Duration::from_secs(120);
-/// Image load and container start on a fresh kind node.
-const READY_DEADLINE: Duration = Duration::from_secs(180);
+/// Image load and container start on a fresh kind node (within the test's budget).
+const READY_DEADLINE: Duration = Duration::from_secs(240);
 
 async fn client() -> (wsgate_cluster::Client, ClusterEnv) {
     let env = ClusterEnv::from_env().unwrap_or_else(|e| panic!("{e}"));
@@ -26,19 +24,24 @@ async fn client() -> (wsgate_cluster::Client, ClusterEnv) {
 
 #[tokio::test]
 async fn documented_deployment_becomes_ready() {
+    let budget = Budget::cluster_test();
     let (client, env) = client().await;
     let start = Instant::now();
     let result = async {
-        wait_for::<Deployment>(
+        wait_deployment_available(
             &client,
             &env.namespace,
             DOCUMENTED_SERVICE,
-            "Deployment available",
-            READY_DEADLINE,
-            deployment_available,
+            budget.left(READY_DEADLINE),
         )
         .await?;
-        wait_pods_ready(&client, &env.namespace, "app=ws", READY_DEADLINE).await
+        wait_pods_ready(
+            &client,
+            &env.namespace,
+            "app=ws",
+            budget.left(READY_DEADLINE),
+        )
+        .await
     }
     .await;
     let (observed, pass) = match &result {
@@ -57,7 +60,7 @@ async fn documented_deployment_becomes_ready() {
     };
     let row = Row::check(
         "pod_readiness",
-        "cluster",
+        &env.tier,
         &format!("Deployment {DOCUMENTED_SERVICE}"),
         "wait for Available and pod Ready",
         "Deployment available, pod Running and Ready",
@@ -69,13 +72,14 @@ async fn documented_deployment_becomes_ready() {
 
 #[tokio::test]
 async fn documented_ingress_gets_an_endpoint() {
+    let budget = Budget::cluster_test();
     let (client, env) = client().await;
     let start = Instant::now();
     let result = wait_ingress_address(
         &client,
         &env.namespace,
         DOCUMENTED_INGRESS,
-        ENDPOINT_DEADLINE,
+        budget.left(ENDPOINT_DEADLINE),
     )
     .await;
     let (observed, pass) = match &result {
@@ -96,7 +100,7 @@ async fn documented_ingress_gets_an_endpoint() {
     };
     let row = Row::check(
         "endpoint_assignment",
-        "cluster",
+        &env.tier,
         "ws (documented)",
         "read status.loadBalancer.ingress[0]",
         "an ip or a hostname",

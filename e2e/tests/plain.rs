@@ -110,8 +110,8 @@ async fn ws_a_message_every_second_outlives_the_read_timeout() {
 async fn ws_read_timeout_not_send_timeout_cuts_an_idle_connection() {
     let t = target().await;
     let tol = Duration::from_millis(500);
-    let read = wsgate_e2e::target::short_read_only();
-    let send = wsgate_e2e::target::short_send_only();
+    let read = Variant::short_read_only();
+    let send = Variant::short_send_only();
     let cut = idle_case(
         &t,
         "ws_read_timeout_not_send_timeout_cuts_an_idle_connection",

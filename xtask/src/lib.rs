@@ -1,47 +1,18 @@
-//! The tasks behind `cargo xtask`: flags, and which task runs.
+//! The tasks behind `cargo xtask`, one module per concern; `main.rs` only parses flags.
 
+pub mod action;
+pub mod flags;
 pub mod kind;
+pub mod local;
 pub mod local_up;
-pub mod suite;
+pub mod progress;
+pub mod report;
+pub mod setup;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "cargo xtask",
-    about = "wsgate: prove WebSockets behind NGINX Ingress stay up"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Run the end-to-end suite (use --local for the local tier: real nginx, no cluster).
-    E2e(E2eArgs),
-    /// Bring the local tier up (nginx + echo server) until Ctrl-C, to try it by hand.
-    LocalUp(local_up::LocalUpArgs),
-    /// Build the echo server image (static binary, FROM scratch), tagged <version>-<git sha>.
-    Image,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct E2eArgs {
-    /// Run against the local tier (nginx rendered from the manifests) instead of a cluster.
-    #[arg(long)]
-    pub local: bool,
-    /// nextest profile (`ci` writes JUnit XML to target/nextest/ci/junit.xml).
-    #[arg(long, default_value = "default")]
-    pub profile: String,
-    /// Print every step instead of running it.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub kind: kind::plan::KindArgs,
-}
+pub use flags::Cli;
+use flags::Command;
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> PathBuf {
@@ -52,20 +23,20 @@ pub fn workspace_root() -> PathBuf {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = workspace_root();
     match cli.command {
-        Command::E2e(args) if args.local => suite::run_local(&args),
-        Command::E2e(args) => {
-            let plan = kind::plan::Plan::new(args.kind.clone(), &args.profile, &workspace_root())?;
-            kind::exec::run(plan, args.dry_run)
-        }
+        Command::E2e(args) if args.local => local::run(&args, &root),
+        Command::E2e(args) => kind::run(&args, &root),
+        Command::Test(args) => setup::run_tests(&args, &root),
         Command::LocalUp(args) => local_up::run(args),
         Command::Image => {
-            let image = wsgate_image::ensure_image(&workspace_root())?;
+            let image = wsgate_image::ensure_image(&root)?;
             println!(
-                "{} {} ({:.1} MB)",
+                "{} {} ({:.1} MB, {})",
                 if image.built { "built" } else { "up to date:" },
                 image.reference(),
-                image.size as f64 / 1e6
+                image.size as f64 / 1e6,
+                image.builder
             );
             Ok(())
         }

@@ -9,12 +9,7 @@ use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
 use wsgate_manifests::{DOCUMENTED_HOST, Documented, TLS_SECRET_NAME, apply_tls, tls_secret};
 use wsgate_tls::TlsMaterial;
 
-#[derive(clap::Args, Debug)]
-pub struct LocalUpArgs {
-    /// Where the certificate to trust is written.
-    #[arg(long, default_value = "target/wsgate/local-up")]
-    pub out: std::path::PathBuf,
-}
+use crate::flags::LocalUpArgs;
 
 pub fn run(args: LocalUpArgs) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()

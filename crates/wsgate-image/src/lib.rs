@@ -38,6 +38,41 @@ pub struct Image {
     pub size: u64,
     /// Whether this call built it (false: an up-to-date image was already there).
     pub built: bool,
+    /// Which builder built it (or would have).
+    pub builder: Builder,
+}
+
+/// How `docker build` is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    /// BuildKit through buildx, with provenance and SBOM attestations off: a single-platform
+    /// image without an attestation index, which `kind load` can import from Docker's
+    /// containerd image store (kind#3795).
+    Buildx,
+    /// The legacy builder (Docker without buildx, e.g. Debian's docker.io 20.10).
+    Legacy,
+}
+
+impl std::fmt::Display for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Buildx => "docker buildx build --provenance=false --sbom=false",
+            Self::Legacy => "docker build (legacy builder)",
+        })
+    }
+}
+
+/// buildx when the CLI has it, else the legacy builder.
+pub fn builder() -> Builder {
+    let buildx = Command::new("docker")
+        .args(["buildx", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if buildx {
+        Builder::Buildx
+    } else {
+        Builder::Legacy
+    }
 }
 
 impl Image {
@@ -186,6 +221,15 @@ fn inspect(reference: &str, format: &str) -> Option<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
 
+/// The image reference `ensure_image` builds for the workspace at `root`:
+/// `wsgate-echo:<version>-<git sha>[-dirty]`.
+pub fn reference_for(root: &Path) -> String {
+    format!(
+        "{REPOSITORY}:{}",
+        tag(env!("CARGO_PKG_VERSION"), &git_sha(root))
+    )
+}
+
 /// Builds the binary, then the image unless one with the same tag and binary is already there.
 pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
     docker_server_version()?;
@@ -195,6 +239,7 @@ pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
     let reference = format!("{REPOSITORY}:{tag}");
     let label = format!("{{{{index .Config.Labels \"{BINARY_LABEL}\"}}}}");
     let built = inspect(&reference, &label).as_deref() != Some(digest.as_str());
+    let builder = builder();
     if built {
         let context = root.join("target").join("wsgate").join("image");
         let io = |what, path: &Path| {
@@ -205,8 +250,19 @@ pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
         std::fs::copy(&binary, context.join("wsgate-echo"))
             .map_err(io("copy the binary into", &context))?;
         let dockerfile = root.join("crates").join("wsgate-echo").join("Dockerfile");
-        run(Command::new("docker")
-            .args(["build", "--quiet", "--tag", &reference, "--label"])
+        let mut cmd = Command::new("docker");
+        match builder {
+            Builder::Buildx => cmd.args([
+                "buildx",
+                "build",
+                "--load",
+                "--provenance=false",
+                "--sbom=false",
+            ]),
+            Builder::Legacy => cmd.arg("build"),
+        };
+        run(cmd
+            .args(["--quiet", "--tag", &reference, "--label"])
             .arg(format!("{BINARY_LABEL}={digest}"))
             .arg("--file")
             .arg(&dockerfile)
@@ -220,6 +276,7 @@ pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
         tag,
         size,
         built,
+        builder,
     })
 }
 

@@ -252,6 +252,12 @@ fn write_conf(
     );
     let _ = writeln!(o, "    ssl_protocols TLSv1.2 TLSv1.3;");
     let _ = writeln!(o, "    ssl_prefer_server_ciphers on;");
+    // The controller's Lua redirect drops one trailing `/` of the request URI (unless
+    // preserve-trailing-slash): `http://h/` goes to `https://h`.
+    let _ = writeln!(
+        o,
+        "    map $request_uri $redirect_uri {{\n        \"~^(?<kept>.*)/$\" $kept;\n        default $request_uri;\n    }}"
+    );
     // Upstream keepalive is on by default (320), so an empty Upgrade maps to '' not 'close'.
     let _ = writeln!(
         o,
@@ -308,7 +314,7 @@ fn write_conf(
             if server.tls.is_some() && c.ssl_redirect {
                 let _ = writeln!(
                     o,
-                    "            if ($scheme = http) {{ return 308 https://$host$request_uri; }}"
+                    "            if ($scheme = http) {{ return 308 https://$host$redirect_uri; }}"
                 );
             }
             let _ = writeln!(o, "            proxy_set_header Host $host;");
@@ -455,7 +461,7 @@ mod tests {
         let s = server_block(&r.conf, "test.example.com");
         assert!(s.contains("ssl_certificate \"/p/secrets/ws.crt\";"), "{s}");
         assert!(
-            s.contains("if ($scheme = http) { return 308 https://$host$request_uri; }"),
+            s.contains("if ($scheme = http) { return 308 https://$host$redirect_uri; }"),
             "{s}"
         );
         assert!(r.conf.contains("ssl_protocols TLSv1.2 TLSv1.3;"));

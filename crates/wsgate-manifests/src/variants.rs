@@ -63,6 +63,41 @@ impl Variant {
         )
     }
 
+    /// Read timeout 3 s, send timeout 3600 s: shows which of the two cuts an idle connection.
+    pub fn short_read_only() -> Self {
+        Self::derived(
+            "short-read",
+            "read 3 / send 3600",
+            &[
+                (PROXY_READ_TIMEOUT, Some("3")),
+                (PROXY_SEND_TIMEOUT, Some("3600")),
+            ],
+        )
+    }
+
+    /// Read timeout 3600 s, send timeout 3 s.
+    pub fn short_send_only() -> Self {
+        Self::derived(
+            "short-send",
+            "read 3600 / send 3",
+            &[
+                (PROXY_READ_TIMEOUT, Some("3600")),
+                (PROXY_SEND_TIMEOUT, Some("3")),
+            ],
+        )
+    }
+
+    /// The Ingress variants the suite deploys on every tier, each on its own host.
+    pub fn suite() -> Vec<Self> {
+        vec![
+            Self::documented(),
+            Self::without_annotations(),
+            Self::short(3),
+            Self::short_read_only(),
+            Self::short_send_only(),
+        ]
+    }
+
     pub fn is_documented(&self) -> bool {
         self.name == DOCUMENTED_INGRESS && self.annotations.is_empty()
     }
@@ -159,11 +194,7 @@ mod tests {
 
     #[test]
     fn variants_never_share_a_host_or_name() {
-        let vs = [
-            Variant::documented(),
-            Variant::without_annotations(),
-            Variant::short(3),
-        ];
+        let vs = Variant::suite();
         for (i, a) in vs.iter().enumerate() {
             for b in &vs[i + 1..] {
                 assert_ne!(a.host, b.host);

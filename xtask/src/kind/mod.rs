@@ -1,6 +1,21 @@
-//! The kind tier (and existing clusters): plan, prerequisites, pins, and the executor.
+//! The kind tier (and existing clusters): pins, tools, the plan, and the executor that runs it.
 
+pub mod config;
 pub mod exec;
 pub mod pins;
 pub mod plan;
-pub mod prereq;
+pub mod tools;
+
+use std::path::Path;
+
+use crate::flags::E2eArgs;
+
+/// `cargo xtask e2e` on kind or an existing cluster: print the plan, or run it.
+pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
+    let plan = plan::Plan::for_machine(&args.kind, &args.profile, root)?;
+    if args.dry_run {
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    exec::run(&plan, &exec::Options::real(root))
+}

@@ -1,94 +1,70 @@
-//! The kind tier as an ordered plan of steps; `--dry-run` prints it, the executor runs it.
+//! The kind tier as a plan: flags in, ordered steps of typed actions out. Nothing here runs
+//! anything; `--dry-run` prints these actions and the executor runs them.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use wsgate_e2e::Phase;
-use wsgate_e2e::target::{
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use wsgate_cluster::{
+    ADMISSION_JOBS, CONTROLLER_DEPLOYMENT, CONTROLLER_SELECTOR, INGRESS_NGINX_NAMESPACE, ObjectRef,
+    apply_body,
+};
+use wsgate_e2e::env::{
     ENV_CONTEXT, ENV_HTTP_ADDR, ENV_HTTPS_ADDR, ENV_KUBECONFIG, ENV_NAMESPACE, ENV_PHASE,
-    ENV_TARGET, ENV_TRUST, VARIANTS_TLS_SECRET,
+    ENV_REPORT_DIR, ENV_TARGET, ENV_TIER, ENV_TRUST, Phase,
 };
+use wsgate_e2e::tls::{VARIANTS_TLS_SECRET, derived_hosts};
 use wsgate_manifests::{
-    AnnotationWarning, ControllerConfig, DOCUMENTED_TLS_PATCH, ProxyTimeouts, TLS_SECRET_NAME,
-    Variant, tls_patch,
+    ControllerConfig, DOCUMENTED_HOST, DOCUMENTED_NAMESPACE, DOCUMENTED_TLS_PATCH, Documented,
+    ProxyTimeouts, TLS_SECRET_NAME, Variant, tls_patch,
 };
+use wsgate_probe::Scheme;
 
-use super::pins;
+use super::config::{KIND_CONFIG_TEMPLATE, kind_config, split_host_port};
+use super::pins::{self, Pinned};
+use super::tools::{Tool, Tools};
+use crate::action::{
+    Action, ApiBody, ApiCall, ApiVerb, Cmd, Download, LoadImage, Nextest, Route, WaitFor,
+};
+use crate::flags::{EchoImage, KindArgs};
 
-/// Which echo image the Deployment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EchoImage {
-    /// The workspace's echo server, built FROM scratch and loaded into kind.
-    Built,
-    /// The document's image reference, unchanged (pulled by the cluster).
-    Documented,
-}
-
-/// Flags of `cargo xtask e2e` (cluster tiers).
-#[derive(Debug, Clone, clap::Args)]
-pub struct KindArgs {
-    /// kind cluster name.
-    #[arg(long, default_value = "wsgate")]
-    pub name: String,
-    /// Use an existing kind cluster of that name instead of failing.
-    #[arg(long)]
-    pub reuse: bool,
-    /// Keep the cluster (or namespace) afterwards.
-    #[arg(long)]
-    pub keep: bool,
-    /// Host port mapped to the ingress's port 80 (80 is often taken on a laptop).
-    #[arg(long, default_value_t = 80)]
-    pub http_port: u16,
-    /// Host port mapped to the ingress's port 443.
-    #[arg(long, default_value_t = 443)]
-    pub https_port: u16,
-    /// Echo image: `built` (this workspace's, default on kind) or `documented` (the document's).
-    #[arg(long, value_enum)]
-    pub echo_image: Option<EchoImage>,
-    /// Existing cluster: kubeconfig file (skips kind).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Existing cluster: kubeconfig context.
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Existing cluster: the ingress controller's address, HOST[:PORT] (port 80 by default).
-    #[arg(long)]
-    pub ingress_address: Option<String>,
-    /// Existing cluster: the ingress controller's TLS port.
-    #[arg(long, default_value_t = 443)]
-    pub ingress_https_port: u16,
-    /// Namespace for the suite's objects (default: `default` on kind as documented, `wsgate-e2e` on an existing cluster).
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Fail on annotation values that ingress-nginx would silently ignore.
-    #[arg(long)]
-    pub strict: bool,
-}
-
-/// Kind cluster made by the suite, or a cluster someone already has.
+/// A kind cluster made by the suite, or a cluster someone already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Kind,
     Existing,
 }
 
-/// Everything derived from the flags.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub args: KindArgs,
-    pub mode: Mode,
-    pub namespace: String,
-    pub echo_image: EchoImage,
-    pub http_addr: String,
-    pub https_addr: String,
-    pub work: PathBuf,
-    pub kubeconfig: PathBuf,
-    pub profile: String,
-    pub variants: Vec<Variant>,
+/// Every deadline of the plan, in one place (a rehearsal shortens them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// `kind create cluster --wait`.
+    pub kind_wait: Duration,
+    /// The admission Jobs and the controller pod. A runner's first pull of the controller
+    /// image has been seen to take ~140 s.
+    pub controller: Duration,
+    /// An Ingress apply retried while the admission webhook does not answer.
+    pub webhook: Duration,
+    /// Each host echoing through the ingress.
+    pub routes: Duration,
 }
 
-/// One step of the run.
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            kind_wait: Duration::from_secs(120),
+            controller: Duration::from_secs(300),
+            webhook: Duration::from_secs(120),
+            routes: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Which step an action belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum StepId {
     Prerequisites,
     Cluster,
     IngressNginx,
@@ -102,7 +78,7 @@ pub enum Step {
     Teardown,
 }
 
-impl Step {
+impl StepId {
     pub fn title(self) -> &'static str {
         match self {
             Self::Prerequisites => "prerequisites",
@@ -125,27 +101,187 @@ impl Step {
     }
 }
 
+/// One step: its actions in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: StepId,
+    pub actions: Vec<Action>,
+    /// From this step on, something exists that teardown must remove, even after a panic.
+    pub arms_teardown: bool,
+}
+
+/// What the plan is made from besides the flags.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub root: PathBuf,
+    pub profile: String,
+    pub tools: Tools,
+    pub deadlines: Deadlines,
+    /// The ingress-nginx kind manifest to install.
+    pub manifest: Pinned,
+    /// `wsgate-echo:<version>-<git sha>`, the image the echo step builds.
+    pub image: String,
+    /// The kubeconfig of an existing cluster when `--kubeconfig` is not given.
+    pub default_kubeconfig: Option<PathBuf>,
+}
+
+/// The whole run, ready to print or execute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: Mode,
+    /// What report rows call this tier: `kind`, or the existing cluster's context.
+    pub tier: String,
+    pub namespace: String,
+    pub http_addr: String,
+    pub https_addr: String,
+    pub work: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+    pub steps: Vec<Step>,
+    /// Run before teardown when a step or a test failed.
+    pub on_failure: Vec<Action>,
+    /// Notes for the reader (tools passed over, annotation warnings).
+    pub notes: Vec<String>,
+}
+
+/// The e2e package and the selection of each nextest step.
+pub const E2E_PACKAGE: &str = "wsgate-e2e";
+pub fn test_filter(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Plain => "binary(cluster) | binary(plain)",
+        Phase::Tls => "binary(tls)",
+    }
+}
+pub const FAULTS_FILTER: &str = "binary(faults)";
+
 impl Plan {
-    pub fn new(args: KindArgs, profile: &str, root: &Path) -> anyhow::Result<Self> {
+    /// The plan for this machine: tools from PATH, the shipped pins, the default deadlines.
+    pub fn for_machine(args: &KindArgs, profile: &str, root: &Path) -> anyhow::Result<Self> {
+        let search = std::env::var_os("PATH").unwrap_or_default();
+        let tools = super::tools::resolve(&search, &root.join("target/wsgate/tools"));
+        let inputs =
+            Inputs {
+                root: root.to_owned(),
+                profile: profile.to_owned(),
+                tools,
+                deadlines: Deadlines::default(),
+                manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
+                image: wsgate_image::reference_for(root),
+                default_kubeconfig: std::env::var_os("KUBECONFIG").map(PathBuf::from).or_else(
+                    || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")),
+                ),
+            };
+        Self::new(args, &inputs)
+    }
+
+    pub fn new(args: &KindArgs, inputs: &Inputs) -> anyhow::Result<Self> {
+        Builder::new(args, inputs)?.plan()
+    }
+
+    /// Every action in order, teardown included (not the failure-only ones).
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.steps.iter().flat_map(|s| &s.actions)
+    }
+
+    /// The nextest actions, each with the step it belongs to.
+    pub fn nextest_actions(&self) -> Vec<(StepId, &Nextest)> {
+        self.steps
+            .iter()
+            .flat_map(|s| {
+                s.actions.iter().filter_map(move |a| match a {
+                    Action::Nextest(n) => Some((s.id, n)),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
+    pub fn step(&self, id: StepId) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Where the report and the rows go.
+    pub fn rows(&self) -> PathBuf {
+        self.work.join("rows")
+    }
+
+    /// The plan as `--dry-run` prints it: every action's own lines.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "wsgate e2e plan: {}, namespace {}, ingress at {} (ws) and {} (wss)\n",
+            match self.mode {
+                Mode::Kind => "a kind cluster",
+                Mode::Existing => "an existing cluster",
+            },
+            self.namespace,
+            self.http_addr,
+            self.https_addr
+        );
+        out.push_str(
+            "($ shell command, paste it to run it alone; > Kubernetes API call; ~ wait with its deadline; # in-process)\n",
+        );
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        let total = self.steps.len();
+        for (i, step) in self.steps.iter().enumerate() {
+            out.push_str(&format!("[{:>2}/{total}] {}\n", i + 1, step.id.title()));
+            for action in &step.actions {
+                for line in action.lines() {
+                    out.push_str(&format!("     {line}\n"));
+                }
+            }
+        }
+        out.push_str("on failure, before teardown:\n");
+        for action in &self.on_failure {
+            for line in action.lines() {
+                out.push_str(&format!("     {line}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "teardown also runs after a failure, Ctrl-C or panic; report: {}\n",
+            self.work.join("report.md").display()
+        ));
+        out
+    }
+}
+
+/// Derived values the steps share.
+struct Builder<'a> {
+    args: &'a KindArgs,
+    inputs: &'a Inputs,
+    mode: Mode,
+    namespace: String,
+    http_addr: String,
+    https_addr: String,
+    work: PathBuf,
+    kubeconfig: PathBuf,
+    tier: String,
+    variants: Vec<Variant>,
+    documented: Documented,
+}
+
+impl<'a> Builder<'a> {
+    fn new(args: &'a KindArgs, inputs: &'a Inputs) -> anyhow::Result<Self> {
         let existing =
             args.ingress_address.is_some() || args.kubeconfig.is_some() || args.context.is_some();
         let mode = if existing { Mode::Existing } else { Mode::Kind };
-        let work = root.join("target").join("wsgate").join(match mode {
+        let work = inputs.root.join("target/wsgate").join(match mode {
             Mode::Kind => "kind",
             Mode::Existing => "cluster",
         });
-        let (namespace, echo_image, http_addr, https_addr, kubeconfig) = match mode {
+        let (namespace, http_addr, https_addr, kubeconfig, tier) = match mode {
             Mode::Kind => (
                 args.namespace
                     .clone()
-                    .unwrap_or_else(|| wsgate_manifests::DOCUMENTED_NAMESPACE.into()),
-                args.echo_image.unwrap_or(EchoImage::Built),
+                    .unwrap_or_else(|| DOCUMENTED_NAMESPACE.into()),
                 format!("127.0.0.1:{}", args.http_port),
                 format!("127.0.0.1:{}", args.https_port),
                 work.join("kubeconfig"),
+                "kind".to_owned(),
             ),
             Mode::Existing => {
-                let Some(address) = args.ingress_address.clone() else {
+                let Some(address) = &args.ingress_address else {
                     anyhow::bail!(
                         "an existing cluster (--kubeconfig/--context) also needs --ingress-address HOST[:PORT]: where its ingress controller answers"
                     );
@@ -155,97 +291,401 @@ impl Plan {
                         "--echo-image built needs kind (the image is loaded into kind's nodes); on an existing cluster use --echo-image documented"
                     );
                 }
-                let (host, http) = split_host_port(&address, 80)?;
+                if args.reuse {
+                    anyhow::bail!(
+                        "--reuse names a kind cluster; an existing cluster (--kubeconfig/--context/--ingress-address) is never created or deleted"
+                    );
+                }
+                let (host, http) = split_host_port(address, 80)?;
                 let kubeconfig = args
                     .kubeconfig
                     .clone()
-                    .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-                    .or_else(|| {
-                        std::env::var_os("HOME")
-                            .map(|h| PathBuf::from(h).join(".kube").join("config"))
-                    })
-                    .ok_or_else(|| anyhow::anyhow!("no kubeconfig: pass --kubeconfig"))?;
+                    .or_else(|| inputs.default_kubeconfig.clone())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("no kubeconfig: pass --kubeconfig (or set KUBECONFIG)")
+                    })?;
                 (
                     args.namespace
                         .clone()
                         .unwrap_or_else(|| "wsgate-e2e".into()),
-                    EchoImage::Documented,
                     format!("{host}:{http}"),
                     format!("{host}:{}", args.ingress_https_port),
                     kubeconfig,
+                    args.context.clone().unwrap_or_else(|| "cluster".into()),
                 )
             }
         };
         Ok(Self {
+            args,
+            inputs,
             mode,
             namespace,
-            echo_image,
             http_addr,
             https_addr,
             work,
             kubeconfig,
-            profile: profile.to_owned(),
-            variants: wsgate_e2e::suite_variants(),
-            args,
+            tier,
+            variants: Variant::suite(),
+            documented: Documented::shipped()?,
         })
     }
 
-    pub fn steps(&self) -> Vec<Step> {
-        let mut steps = vec![Step::Prerequisites];
-        if self.mode == Mode::Kind {
-            steps.extend([Step::Cluster, Step::IngressNginx]);
+    fn echo_image(&self) -> EchoImage {
+        match self.mode {
+            Mode::Kind => self.args.echo_image.unwrap_or(EchoImage::Built),
+            Mode::Existing => EchoImage::Documented,
         }
-        if self.echo_image == EchoImage::Built {
-            steps.push(Step::EchoImage);
+    }
+
+    fn tools(&self) -> &Tools {
+        &self.inputs.tools
+    }
+
+    fn kind(&self) -> Cmd {
+        Cmd::new(&self.tools().kind.path)
+    }
+
+    fn kubectl(&self) -> Cmd {
+        let mut c = Cmd::new(&self.tools().kubectl.path)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig);
+        if let Some(ctx) = &self.args.context {
+            c = c.args(["--context", ctx]);
         }
-        steps.extend([
-            Step::Manifests,
-            Step::WaitRoutes(Phase::Plain),
-            Step::Tests(Phase::Plain),
-            Step::Tls,
-            Step::WaitRoutes(Phase::Tls),
-            Step::Tests(Phase::Tls),
-            Step::Faults,
-            Step::Teardown,
-        ]);
-        steps
+        c
     }
 
-    pub fn kind_config(&self) -> PathBuf {
-        self.work.join("kind-config.yaml")
-    }
-
-    pub fn manifest_cache(&self) -> PathBuf {
-        self.work.join("cache").join(format!(
-            "ingress-nginx-kind-{}.yaml",
-            pins::INGRESS_NGINX_VERSION
-        ))
-    }
-
-    pub fn tls_dir(&self) -> PathBuf {
+    fn tls_dir(&self) -> PathBuf {
         self.work.join("tls")
     }
 
-    pub fn rows(&self) -> PathBuf {
-        self.work.join("rows")
+    fn cert_files(&self, stem: &str) -> (PathBuf, PathBuf) {
+        (
+            self.tls_dir().join(format!("{stem}.crt")),
+            self.tls_dir().join(format!("{stem}.key")),
+        )
     }
 
-    pub fn diagnostics(&self) -> PathBuf {
-        self.work.join("diagnostics")
+    fn trust_files(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.cert_files(DOCUMENTED_HOST).0];
+        if !derived_hosts(&self.variants).is_empty() {
+            v.push(self.cert_files("variants").0);
+        }
+        v
     }
 
-    pub fn tools_dir(&self) -> PathBuf {
-        self.work
-            .parent()
-            .expect("work dir has a parent")
-            .join("tools")
+    fn plan(self) -> anyhow::Result<Plan> {
+        let mut steps = vec![self.prerequisites()];
+        if self.mode == Mode::Kind {
+            steps.push(self.cluster()?);
+            steps.push(self.ingress_nginx());
+        }
+        if self.echo_image() == EchoImage::Built {
+            steps.push(self.image_step());
+        }
+        steps.push(self.manifests());
+        steps.push(self.wait_routes(Phase::Plain));
+        steps.push(self.tests(StepId::Tests(Phase::Plain), Phase::Plain, "phase-1"));
+        steps.push(self.tls());
+        steps.push(self.wait_routes(Phase::Tls));
+        steps.push(self.tests(StepId::Tests(Phase::Tls), Phase::Tls, "phase-2"));
+        steps.push(self.tests(StepId::Faults, Phase::Tls, "faults"));
+        steps.push(self.teardown());
+        let mut notes: Vec<String> = [&self.tools().kind, &self.tools().kubectl]
+            .into_iter()
+            .filter(|t| self.mode == Mode::Kind || !std::ptr::eq(*t, &self.tools().kind))
+            .flat_map(|t| t.passed_over.clone())
+            .collect();
+        if self.mode == Mode::Existing {
+            notes.push(format!(
+                "existing cluster: kubeconfig {}, context {}",
+                self.kubeconfig.display(),
+                self.args.context.as_deref().unwrap_or("(current)")
+            ));
+        }
+        Ok(Plan {
+            mode: self.mode,
+            tier: self.tier.clone(),
+            namespace: self.namespace.clone(),
+            http_addr: self.http_addr.clone(),
+            https_addr: self.https_addr.clone(),
+            on_failure: self.on_failure(),
+            work: self.work.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.args.context.clone(),
+            steps,
+            notes,
+        })
     }
 
-    /// The environment the e2e tests read in a phase.
-    pub fn test_env(&self, phase: Phase, trust: &[PathBuf]) -> Vec<(String, String)> {
+    fn step(id: StepId, actions: Vec<Action>) -> Step {
+        Step {
+            id,
+            actions,
+            arms_teardown: false,
+        }
+    }
+
+    fn fetch(&self, tool: &Tool) -> Option<Action> {
+        tool.fetch.map(|pin| {
+            Action::Download(Download::new(
+                &self.tools().curl,
+                format!("{} {}", pin.name, pin.version),
+                pin.url,
+                pin.sha256,
+                tool.path.clone(),
+                true,
+            ))
+        })
+    }
+
+    fn prerequisites(&self) -> Step {
+        let mut actions = vec![Action::Reset {
+            path: self.work.join("rows"),
+            recreate: true,
+        }];
+        if self.mode == Mode::Kind {
+            actions.push(Action::Run(Cmd::new(&self.tools().docker).args([
+                "version",
+                "--format",
+                "{{.Server.Version}}",
+            ])));
+            actions.extend(self.fetch(&self.tools().kind));
+        }
+        actions.extend(self.fetch(&self.tools().kubectl));
+        let warnings = self
+            .variants
+            .iter()
+            .flat_map(|v| {
+                ProxyTimeouts::for_ingress(
+                    &v.ingress(&self.documented.ingress),
+                    &ControllerConfig::default(),
+                )
+                .1
+            })
+            .map(|w| w.to_string())
+            .collect();
+        actions.push(Action::CheckAnnotations {
+            warnings,
+            strict: self.args.strict,
+        });
+        Self::step(StepId::Prerequisites, actions)
+    }
+
+    fn cluster(&self) -> anyhow::Result<Step> {
+        let name = &self.args.name;
+        if self.args.reuse {
+            return Ok(Self::step(
+                StepId::Cluster,
+                vec![Action::Run(
+                    self.kind()
+                        .args(["export", "kubeconfig", "--name", name])
+                        .arg("--kubeconfig")
+                        .arg(&self.kubeconfig),
+                )],
+            ));
+        }
+        let config = self.work.join("kind-config.yaml");
+        Ok(Step {
+            id: StepId::Cluster,
+            actions: vec![
+                // Teardown deletes the cluster by name: never arm it over someone else's cluster.
+                Action::Expect {
+                    cmd: self.kind().args(["get", "clusters"]),
+                    line: name.clone(),
+                    present: false,
+                    hint: format!(
+                        "a kind cluster named {name:?} already exists: pass --reuse to use it, --name for another, or delete it with `kind delete cluster --name {name}`"
+                    ),
+                },
+                Action::WriteFile {
+                    path: config.clone(),
+                    contents: kind_config(
+                        KIND_CONFIG_TEMPLATE,
+                        self.args.http_port,
+                        self.args.https_port,
+                    )?,
+                    about: format!(
+                        "manifests/kind-config.yaml with hostPort 80 -> {}, 443 -> {} on 127.0.0.1",
+                        self.args.http_port, self.args.https_port
+                    ),
+                },
+                Action::Run(
+                    self.kind()
+                        .args(["create", "cluster", "--name", name])
+                        .args(["--image", pins::KIND_NODE_IMAGE, "--config"])
+                        .arg(&config)
+                        .arg("--kubeconfig")
+                        .arg(&self.kubeconfig)
+                        .arg("--wait")
+                        .arg(format!("{}s", self.inputs.deadlines.kind_wait.as_secs())),
+                ),
+            ],
+            arms_teardown: true,
+        })
+    }
+
+    fn ingress_nginx(&self) -> Step {
+        let pin = self.inputs.manifest;
+        let file = self
+            .work
+            .join("cache")
+            .join(format!("ingress-nginx-kind-{}.yaml", pin.version));
+        let limit = self.inputs.deadlines.controller;
+        let mut actions = vec![
+            Action::Download(Download::new(
+                &self.tools().curl,
+                format!("{} {}", pin.name, pin.version),
+                pin.url,
+                pin.sha256,
+                file.clone(),
+                false,
+            )),
+            Action::Run(self.kubectl().arg("apply").arg("-f").arg(&file)),
+        ];
+        actions.extend(ADMISSION_JOBS.iter().map(|job| Action::Wait {
+            what: WaitFor::JobDone {
+                namespace: INGRESS_NGINX_NAMESPACE.into(),
+                name: (*job).into(),
+            },
+            limit,
+        }));
+        actions.push(Action::Wait {
+            what: WaitFor::PodsReady {
+                namespace: INGRESS_NGINX_NAMESPACE.into(),
+                selector: CONTROLLER_SELECTOR.into(),
+            },
+            limit,
+        });
+        Self::step(StepId::IngressNginx, actions)
+    }
+
+    fn image_step(&self) -> Step {
+        let image = &self.inputs.image;
+        let name = &self.args.name;
+        let archive = self.work.join("wsgate-echo-image.tar");
+        Self::step(
+            StepId::EchoImage,
+            vec![
+                Action::EnsureImage {
+                    reference: image.clone(),
+                },
+                Action::LoadImage(LoadImage {
+                    direct: self
+                        .kind()
+                        .args(["load", "docker-image", image, "--name", name]),
+                    save: Cmd::new(&self.tools().docker)
+                        .args(["save", "--output"])
+                        .arg(&archive)
+                        .arg(image),
+                    archive: self
+                        .kind()
+                        .args(["load", "image-archive"])
+                        .arg(&archive)
+                        .args(["--name", name]),
+                }),
+            ],
+        )
+    }
+
+    fn ns(&self) -> Option<&str> {
+        Some(&self.namespace)
+    }
+
+    fn manifests(&self) -> Step {
+        let mut actions = Vec::new();
+        let owns_namespace = self.namespace != DOCUMENTED_NAMESPACE;
+        if owns_namespace {
+            let mut ns = Namespace::default();
+            ns.metadata.name = Some(self.namespace.clone());
+            ns.metadata.labels =
+                Some([("app.kubernetes.io/managed-by".into(), "wsgate".into())].into());
+            actions.push(self.apply(
+                ObjectRef::of::<Namespace>(None, &self.namespace),
+                apply_body(&ns, None),
+                None,
+            ));
+        }
+        let mut deployment: Deployment = self.documented.deployment.clone();
+        if self.echo_image() == EchoImage::Built
+            && let Some(spec) = deployment
+                .spec
+                .as_mut()
+                .and_then(|s| s.template.spec.as_mut())
+        {
+            spec.containers[0].image = Some(self.inputs.image.clone());
+        }
+        let name = |o: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            o.name.clone().unwrap_or_default()
+        };
+        actions.push(self.apply(
+            ObjectRef::of::<Deployment>(self.ns(), &name(&deployment.metadata)),
+            apply_body(&deployment, self.ns()),
+            None,
+        ));
+        let service: &Service = &self.documented.service;
+        actions.push(self.apply(
+            ObjectRef::of::<Service>(self.ns(), &name(&service.metadata)),
+            apply_body(service, self.ns()),
+            None,
+        ));
+        for v in &self.variants {
+            let ing = v.ingress(&self.documented.ingress);
+            actions.push(self.apply(
+                ObjectRef::of::<Ingress>(self.ns(), &v.name),
+                apply_body(&ing, self.ns()),
+                Some(self.inputs.deadlines.webhook),
+            ));
+        }
+        Step {
+            id: StepId::Manifests,
+            actions,
+            // On an existing cluster, from here on the suite owns objects there.
+            arms_teardown: self.mode == Mode::Existing,
+        }
+    }
+
+    fn apply(
+        &self,
+        target: ObjectRef,
+        body: serde_json::Value,
+        webhook_retry: Option<Duration>,
+    ) -> Action {
+        Action::Api(ApiCall {
+            verb: ApiVerb::ServerSideApply,
+            target,
+            body: ApiBody::Json(body),
+            webhook_retry,
+        })
+    }
+
+    fn wait_routes(&self, phase: Phase) -> Step {
+        let (scheme, addr, trust) = match phase {
+            Phase::Plain => (Scheme::Ws, &self.http_addr, vec![]),
+            Phase::Tls => (Scheme::Wss, &self.https_addr, self.trust_files()),
+        };
+        let actions = self
+            .variants
+            .iter()
+            .map(|v| Action::Wait {
+                what: WaitFor::Route(Route {
+                    scheme,
+                    addr: addr.clone(),
+                    host: v.host.clone(),
+                    trust: trust.clone(),
+                }),
+                limit: self.inputs.deadlines.routes,
+            })
+            .collect();
+        Self::step(StepId::WaitRoutes(phase), actions)
+    }
+
+    /// The environment the e2e tests read in `phase`.
+    fn test_env(&self, phase: Phase) -> Vec<(String, String)> {
         let mut env = vec![
             (ENV_TARGET.to_owned(), "cluster".to_owned()),
             (ENV_PHASE.to_owned(), phase.as_str().to_owned()),
+            (ENV_TIER.to_owned(), self.tier.clone()),
             (ENV_HTTP_ADDR.to_owned(), self.http_addr.clone()),
             (ENV_HTTPS_ADDR.to_owned(), self.https_addr.clone()),
             (
@@ -253,182 +693,110 @@ impl Plan {
                 self.kubeconfig.display().to_string(),
             ),
             (ENV_NAMESPACE.to_owned(), self.namespace.clone()),
+            (
+                ENV_REPORT_DIR.to_owned(),
+                self.work.join("rows").display().to_string(),
+            ),
         ];
         if let Some(c) = &self.args.context {
             env.push((ENV_CONTEXT.to_owned(), c.clone()));
         }
-        if !trust.is_empty() {
-            let joined: Vec<String> = trust.iter().map(|p| p.display().to_string()).collect();
+        if phase == Phase::Tls {
+            let joined: Vec<String> = self
+                .trust_files()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             env.push((ENV_TRUST.to_owned(), joined.join(":")));
         }
         env
     }
 
-    /// The fault tests: after phase 2, alone.
-    pub const FAULTS_FILTER: &'static str = "binary(faults)";
-
-    /// Which test binaries a phase runs.
-    pub fn test_filter(phase: Phase) -> &'static str {
-        match phase {
-            Phase::Plain => "binary(cluster) | binary(plain)",
-            Phase::Tls => "binary(tls)",
-        }
-    }
-
-    fn kubectl(&self) -> String {
-        let mut s = format!("kubectl --kubeconfig {}", self.kubeconfig.display());
-        if let Some(c) = &self.args.context {
-            s.push_str(&format!(" --context {c}"));
-        }
-        s
-    }
-
-    /// The commands and API calls of a step, in order, as a person would read them.
-    pub fn describe(&self, step: Step) -> Vec<String> {
-        let ns = &self.namespace;
-        let name = &self.args.name;
-        let ing_path =
-            |n: &str| format!("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/{n}");
-        match step {
-            Step::Prerequisites => {
-                let mut v = Vec::new();
-                if self.mode == Mode::Kind {
-                    v.push("docker version --format {{.Server.Version}}   (a reachable Docker daemon)".into());
-                    v.push(format!("kind {} from PATH or {}, else download {} (sha256 {})", pins::KIND_VERSION, self.tools_dir().display(), pins::KIND_LINUX_AMD64.url, pins::KIND_LINUX_AMD64.sha256));
-                }
-                v.push(format!("kubectl from PATH or {}, else download {} (sha256 {})", self.tools_dir().display(), pins::KUBECTL_LINUX_AMD64.url, pins::KUBECTL_LINUX_AMD64.sha256));
-                v.push("annotation check of every Ingress to apply (--strict fails on values ingress-nginx ignores)".into());
-                v
-            }
-            Step::Cluster if self.args.reuse => vec![
-                format!("kind get clusters   (expect {name})"),
-                format!("kind export kubeconfig --name {name} --kubeconfig {}", self.kubeconfig.display()),
-            ],
-            Step::Cluster => vec![
-                format!("write {} from manifests/kind-config.yaml (hostPort 80 -> {}, 443 -> {})", self.kind_config().display(), self.args.http_port, self.args.https_port),
-                format!("kind create cluster --name {name} --image {} --config {} --kubeconfig {} --wait 120s", pins::KIND_NODE_IMAGE, self.kind_config().display(), self.kubeconfig.display()),
-            ],
-            Step::IngressNginx => vec![
-                format!("download {} to {} unless cached; sha256 must be {}", pins::INGRESS_NGINX_KIND_MANIFEST.url, self.manifest_cache().display(), pins::INGRESS_NGINX_KIND_MANIFEST.sha256),
-                format!("{} apply -f {}", self.kubectl(), self.manifest_cache().display()),
-                "wait (deadline 240s): Jobs ingress-nginx/ingress-nginx-admission-create and -patch Complete".into(),
-                "wait (deadline 240s): pods ingress-nginx app.kubernetes.io/component=controller Running and Ready".into(),
-            ],
-            Step::EchoImage => vec![
-                "cargo xtask image   (static wsgate-echo, FROM scratch, tag <version>-<git sha>)".into(),
-                format!("kind load docker-image wsgate-echo:<tag> --name {name}"),
-            ],
-            Step::Manifests => {
-                let mut v = Vec::new();
-                if ns != wsgate_manifests::DOCUMENTED_NAMESPACE {
-                    v.push(format!("{} apply -f {}   (Namespace {ns})", self.kubectl(), self.work.join("namespace.yaml").display()));
-                }
-                let image = match self.echo_image {
-                    EchoImage::Built => "image overridden with wsgate-echo:<tag>".to_owned(),
-                    EchoImage::Documented => "image as documented".to_owned(),
-                };
-                v.push(format!("PATCH /apis/apps/v1/namespaces/{ns}/deployments/websocket-server (server-side apply, fieldManager=wsgate; {image})"));
-                v.push(format!("PATCH /api/v1/namespaces/{ns}/services/websocket-server (server-side apply)"));
-                for variant in &self.variants {
-                    v.push(format!(
-                        "PATCH {} (server-side apply; host {}; {}; retried while the admission webhook is not answering, deadline 120s)",
-                        ing_path(&variant.name),
-                        variant.host,
-                        variant.describe
-                    ));
-                }
-                v
-            }
-            Step::WaitRoutes(phase) => self
-                .variants
-                .iter()
-                .map(|variant| {
-                    let (scheme, addr) = match phase {
-                        Phase::Plain => ("ws", &self.http_addr),
-                        Phase::Tls => ("wss", &self.https_addr),
-                    };
-                    format!("echo over {scheme}://{}/ via {addr} until it works (deadline 120s){}", variant.host, if phase == Phase::Tls { ", certificate verified: the controller's fake certificate does not pass" } else { "" })
-                })
-                .collect(),
-            Step::Tests(phase) => vec![self.nextest_line(phase, Self::test_filter(phase))],
-            Step::Faults => vec![self.nextest_line(Phase::Tls, Self::FAULTS_FILTER)],
-            Step::Tls => {
-                let mut v = vec![
-                    format!("generate certificate + key for test.example.com (rcgen, 365 days) in {} (key 0600)", self.tls_dir().display()),
-                    format!("PATCH /api/v1/namespaces/{ns}/secrets/{TLS_SECRET_NAME} (server-side apply, type kubernetes.io/tls)"),
-                    format!("PATCH /api/v1/namespaces/{ns}/secrets/{VARIANTS_TLS_SECRET} (server-side apply, type kubernetes.io/tls, the derived hosts)"),
-                ];
-                for variant in &self.variants {
-                    let body = if variant.is_documented() {
-                        DOCUMENTED_TLS_PATCH.to_owned()
-                    } else {
-                        tls_patch(&[&variant.host], VARIANTS_TLS_SECRET).to_string()
-                    };
-                    v.push(format!("PATCH {} (merge patch) {body}", ing_path(&variant.name)));
-                }
-                v
-            }
-            Step::Teardown => match (self.mode, self.args.keep, self.args.reuse) {
-                (_, true, _) => vec!["keep everything (--keep)".into()],
-                (Mode::Kind, false, true) => vec![format!("keep the reused cluster {name}; delete nothing")],
-                (Mode::Kind, false, false) => vec![format!("kind delete cluster --name {name} --kubeconfig {}   (also after a failure or Ctrl-C)", self.kubeconfig.display())],
-                (Mode::Existing, false, _) if ns != wsgate_manifests::DOCUMENTED_NAMESPACE => {
-                    vec![format!("{} delete namespace {ns} --wait=false   (also after a failure or Ctrl-C)", self.kubectl())]
-                }
-                (Mode::Existing, false, _) => vec![format!("{} -n {ns} delete {}   (also after a failure or Ctrl-C)", self.kubectl(), self.owned_objects().join(" "))],
-            },
-        }
-    }
-
-    /// The nextest run of a phase as a person would type it (the trust files exist after TLS).
-    fn nextest_line(&self, phase: Phase, filter: &str) -> String {
-        let trust = match phase {
-            Phase::Plain => vec![],
-            Phase::Tls => vec![
-                self.tls_dir().join("test.example.com.crt"),
-                self.tls_dir().join("variants.crt"),
-            ],
+    fn tests(&self, id: StepId, phase: Phase, label: &str) -> Step {
+        let filterset = match id {
+            StepId::Faults => FAULTS_FILTER,
+            _ => test_filter(phase),
         };
-        let env: Vec<String> = self
-            .test_env(phase, &trust)
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        format!(
-            "{} cargo nextest run --package wsgate-e2e --profile {} --no-fail-fast --ignore-default-filter --filterset '{filter}'",
-            env.join(" "),
-            self.profile
+        // nextest writes one JUnit file per profile; each step keeps its own copy, and the
+        // previous step's file is removed first so that a run that writes none hands on nothing.
+        let junit = self
+            .inputs
+            .root
+            .join("target/nextest")
+            .join(&self.inputs.profile)
+            .join("junit.xml");
+        Self::step(
+            id,
+            vec![
+                Action::Reset {
+                    path: junit.clone(),
+                    recreate: false,
+                },
+                Action::Nextest(Nextest {
+                    cargo: self.tools().cargo.clone(),
+                    manifest_path: self.inputs.root.join("Cargo.toml"),
+                    package: E2E_PACKAGE.into(),
+                    profile: self.inputs.profile.clone(),
+                    filterset: filterset.into(),
+                    ignore_default_filter: true,
+                    env: self.test_env(phase),
+                }),
+                Action::CopyIfExists {
+                    from: junit,
+                    to: self.work.join(format!("junit-{label}.xml")),
+                },
+            ],
         )
     }
 
-    /// The annotation values among the Ingresses to apply that ingress-nginx would ignore.
-    pub fn annotation_warnings(
-        &self,
-        documented: &k8s_openapi::api::networking::v1::Ingress,
-    ) -> Vec<AnnotationWarning> {
-        self.variants
-            .iter()
-            .flat_map(|v| {
-                ProxyTimeouts::for_ingress(&v.ingress(documented), &ControllerConfig::default()).1
-            })
-            .collect()
-    }
-
-    /// With `--strict`, ignored annotation values fail the run before anything is applied.
-    pub fn check_strict(&self, warnings: &[AnnotationWarning]) -> anyhow::Result<()> {
-        if self.args.strict && !warnings.is_empty() {
-            let list: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-            anyhow::bail!(
-                "--strict: {} annotation value(s) that ingress-nginx would ignore:\n{}",
-                warnings.len(),
-                list.join("\n")
-            );
+    fn tls(&self) -> Step {
+        let mut actions = Vec::new();
+        let (cert, key) = self.cert_files(DOCUMENTED_HOST);
+        actions.push(Action::GenerateCert {
+            hosts: vec![DOCUMENTED_HOST.into()],
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+        let mut secrets = vec![(TLS_SECRET_NAME, cert, key)];
+        let derived: Vec<String> = derived_hosts(&self.variants)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if !derived.is_empty() {
+            let (cert, key) = self.cert_files("variants");
+            actions.push(Action::GenerateCert {
+                hosts: derived,
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+            secrets.push((VARIANTS_TLS_SECRET, cert, key));
         }
-        Ok(())
+        for (name, cert, key) in secrets {
+            actions.push(Action::Api(ApiCall {
+                verb: ApiVerb::ServerSideApply,
+                target: ObjectRef::of::<Secret>(self.ns(), name),
+                body: ApiBody::TlsSecret { cert, key },
+                webhook_retry: None,
+            }));
+        }
+        for v in &self.variants {
+            let body = if v.is_documented() {
+                serde_json::from_str(DOCUMENTED_TLS_PATCH).expect("the documented patch is JSON")
+            } else {
+                tls_patch(&[&v.host], VARIANTS_TLS_SECRET)
+            };
+            actions.push(Action::Api(ApiCall {
+                verb: ApiVerb::MergePatch,
+                target: ObjectRef::of::<Ingress>(self.ns(), &v.name),
+                body: ApiBody::Json(body),
+                webhook_retry: None,
+            }));
+        }
+        Self::step(StepId::Tls, actions)
     }
 
-    /// The objects the suite creates, as `kind/name`, for deletion in a shared namespace.
-    pub fn owned_objects(&self) -> Vec<String> {
+    /// The objects the suite creates in a shared namespace, as `kind/name`.
+    fn owned_objects(&self) -> Vec<String> {
         let mut v = vec![
             "deployment/websocket-server".to_owned(),
             "service/websocket-server".to_owned(),
@@ -439,97 +807,64 @@ impl Plan {
         v
     }
 
-    /// The whole plan as printed by `--dry-run`.
-    pub fn render(&self) -> String {
-        let mut out = format!(
-            "wsgate e2e plan ({} mode, namespace {}, ingress at {} / {}):\n",
-            match self.mode {
-                Mode::Kind => "kind",
-                Mode::Existing => "existing cluster",
-            },
-            self.namespace,
-            self.http_addr,
-            self.https_addr
-        );
-        for (i, step) in self.steps().into_iter().enumerate() {
-            out.push_str(&format!("[{:>2}] {}\n", i + 1, step.title()));
-            for line in self.describe(step) {
-                out.push_str(&format!("     $ {line}\n"));
+    fn teardown(&self) -> Step {
+        let ns = &self.namespace;
+        let action = match (self.mode, self.args.keep, self.args.reuse) {
+            (_, true, _) => Action::Note(format!(
+                "keep everything (--keep); kubeconfig {}",
+                self.kubeconfig.display()
+            )),
+            (Mode::Kind, false, true) => Action::Note(format!(
+                "keep the reused cluster {}; delete nothing",
+                self.args.name
+            )),
+            (Mode::Kind, false, false) => Action::Run(
+                self.kind()
+                    .args(["delete", "cluster", "--name", &self.args.name])
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig),
+            ),
+            (Mode::Existing, false, _) if ns != DOCUMENTED_NAMESPACE => {
+                Action::Run(self.kubectl().args([
+                    "delete",
+                    "namespace",
+                    ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ]))
             }
-        }
-        out.push_str(&format!(
-            "on failure: diagnostics (controller logs, events of ingress-nginx and {}, Ingresses as YAML, the controller's nginx.conf) in {}\n",
-            self.namespace,
-            self.diagnostics().display()
-        ));
-        out.push_str(&format!(
-            "report: step timings and the idle table on stdout and in {}\n",
-            self.work.join("report.md").display()
-        ));
-        out
-    }
-}
-
-/// `host[:port]` with a default port; IPv6 literals in brackets.
-pub fn split_host_port(s: &str, default: u16) -> anyhow::Result<(String, u16)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| anyhow::anyhow!("--ingress-address {s:?}: unclosed '['"))?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--ingress-address {s:?}: bad port {p:?}"))?,
-            None => default,
+            (Mode::Existing, false, _) => Action::Run(
+                self.kubectl()
+                    .args(["-n", ns, "delete", "--ignore-not-found"])
+                    .args(self.owned_objects()),
+            ),
         };
-        return Ok((format!("[{host}]"), port));
+        Self::step(StepId::Teardown, vec![action])
     }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            let port = port
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--ingress-address {s:?}: bad port {port:?}"))?;
-            Ok((host.to_owned(), port))
-        }
-        _ if s.is_empty() => anyhow::bail!("--ingress-address is empty"),
-        _ => Ok((s.to_owned(), default)),
-    }
-}
 
-/// The kind config from `manifests/kind-config.yaml` with the host ports replaced.
-pub fn kind_config(template: &str, http_port: u16, https_port: u16) -> anyhow::Result<String> {
-    let mut doc: serde_json::Value = serde_saphyr::from_str(template)
-        .map_err(|e| anyhow::anyhow!("manifests/kind-config.yaml: {e}"))?;
-    let mappings = doc
-        .pointer_mut("/nodes/0/extraPortMappings")
-        .and_then(|m| m.as_array_mut())
-        .ok_or_else(|| {
-            anyhow::anyhow!("manifests/kind-config.yaml: nodes[0].extraPortMappings is missing")
-        })?;
-    let mut seen = (false, false);
-    for m in mappings {
-        match m.get("containerPort").and_then(|p| p.as_u64()) {
-            Some(80) => {
-                m["hostPort"] = http_port.into();
-                seen.0 = true;
-            }
-            Some(443) => {
-                m["hostPort"] = https_port.into();
-                seen.1 = true;
-            }
-            _ => {}
-        }
+    fn on_failure(&self) -> Vec<Action> {
+        let dir = self.work.join("diagnostics");
+        vec![
+            Action::Diagnostics {
+                namespace: self.namespace.clone(),
+                dir: dir.clone(),
+            },
+            Action::Run(
+                self.kubectl()
+                    .args(["-n", INGRESS_NGINX_NAMESPACE, "exec"])
+                    .arg(format!("deploy/{CONTROLLER_DEPLOYMENT}"))
+                    .args(["--", "cat", "/etc/nginx/nginx.conf"])
+                    .stdout_to(dir.join("nginx.conf")),
+            ),
+        ]
     }
-    anyhow::ensure!(
-        seen == (true, true),
-        "manifests/kind-config.yaml: needs extraPortMappings for containerPort 80 and 443"
-    );
-    serde_saphyr::to_string(&doc).map_err(|e| anyhow::anyhow!("rendering the kind config: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::{NextestMode, shell_line};
+    use crate::kind::tools::Tool;
     use clap::Parser;
 
     #[derive(Parser)]
@@ -538,94 +873,237 @@ mod tests {
         args: KindArgs,
     }
 
+    fn found(path: &str) -> Tool {
+        Tool {
+            path: path.into(),
+            fetch: None,
+            passed_over: Vec::new(),
+        }
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            root: "/repo".into(),
+            profile: "ci".into(),
+            tools: Tools {
+                docker: "/usr/bin/docker".into(),
+                kind: found("/usr/local/bin/kind"),
+                kubectl: found("/usr/local/bin/kubectl"),
+                cargo: "/home/u/.cargo/bin/cargo".into(),
+                curl: "/usr/bin/curl".into(),
+            },
+            deadlines: Deadlines::default(),
+            manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
+            image: "wsgate-echo:0.1.0-0123456789ab".into(),
+            default_kubeconfig: Some("/home/u/.kube/config".into()),
+        }
+    }
+
     fn plan(flags: &[&str]) -> anyhow::Result<Plan> {
-        let cli = Cli::try_parse_from(std::iter::once("e2e").chain(flags.iter().copied())).unwrap();
-        Plan::new(cli.args, "ci", Path::new("/repo"))
+        let cli = Cli::try_parse_from(std::iter::once("e2e").chain(flags.iter().copied()))?;
+        Plan::new(&cli.args, &inputs())
     }
 
+    /// Each step's actions by signature, `<step title>: <action>`.
+    fn signatures(p: &Plan) -> Vec<String> {
+        p.steps
+            .iter()
+            .flat_map(|s| {
+                s.actions
+                    .iter()
+                    .map(move |a| format!("{}: {}", s.id.title(), a.signature()))
+            })
+            .collect()
+    }
+
+    fn has(p: &Plan, sig: &str) -> bool {
+        signatures(p).iter().any(|s| s.ends_with(sig))
+    }
+
+    const DERIVED: [&str; 4] = [
+        "ws-no-annotations",
+        "ws-short-3",
+        "ws-short-read",
+        "ws-short-send",
+    ];
+
     #[test]
-    fn default_plan_creates_kind_installs_the_controller_and_runs_both_phases_in_order() {
+    fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_order() {
         let p = plan(&[]).unwrap();
+        let mut want: Vec<String> = vec![
+            "prerequisites: reset rows",
+            "prerequisites: docker version --format {{.Server.Version}}",
+            "prerequisites: annotations strict=false",
+            "cluster: kind get clusters",
+            "cluster: write kind-config.yaml",
+            "cluster: kind create cluster --name",
+            "ingress-nginx controller-v1.15.1: download ingress-nginx kind manifest controller-v1.15.1",
+            "ingress-nginx controller-v1.15.1: kubectl apply -f",
+            "ingress-nginx controller-v1.15.1: wait Job ingress-nginx/ingress-nginx-admission-create",
+            "ingress-nginx controller-v1.15.1: wait Job ingress-nginx/ingress-nginx-admission-patch",
+            "ingress-nginx controller-v1.15.1: wait pods ingress-nginx app.kubernetes.io/component=controller",
+            "echo image: image wsgate-echo:0.1.0-0123456789ab",
+            "echo image: kind load docker-image wsgate-echo:0.1.0-0123456789ab",
+            "documented manifests and derived Ingresses (doc steps 1-2): apply Deployment default/websocket-server",
+            "documented manifests and derived Ingresses (doc steps 1-2): apply Service default/websocket-server",
+            "documented manifests and derived Ingresses (doc steps 1-2): apply Ingress default/ws",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        let step5 = StepId::Manifests.title();
+        want.extend(DERIVED.map(|n| format!("{step5}: apply Ingress default/{n}")));
+        let hosts = [
+            "test.example.com",
+            "no-annotations.test.example.com",
+            "short-3.test.example.com",
+            "short-read.test.example.com",
+            "short-send.test.example.com",
+        ];
+        let ws = StepId::WaitRoutes(Phase::Plain).title();
+        want.extend(hosts.map(|h| format!("{ws}: wait ws://{h}")));
+        let t1 = StepId::Tests(Phase::Plain).title();
+        want.extend([
+            format!("{t1}: reset junit.xml"),
+            format!("{t1}: nextest binary(cluster) | binary(plain)"),
+            format!("{t1}: copy junit-phase-1.xml"),
+        ]);
+        let tls = StepId::Tls.title();
+        want.push(format!("{tls}: certificate test.example.com"));
+        want.push(format!("{tls}: certificate {}", hosts[1..].join(",")));
+        want.push(format!("{tls}: apply Secret default/nginx-ingress-tls"));
+        want.push(format!("{tls}: apply Secret default/wsgate-variants-tls"));
+        want.push(format!("{tls}: merge-patch Ingress default/ws"));
+        want.extend(DERIVED.map(|n| format!("{tls}: merge-patch Ingress default/{n}")));
+        let wss = StepId::WaitRoutes(Phase::Tls).title();
+        want.extend(hosts.map(|h| format!("{wss}: wait wss://{h}")));
+        let t2 = StepId::Tests(Phase::Tls).title();
+        want.extend([
+            format!("{t2}: reset junit.xml"),
+            format!("{t2}: nextest binary(tls)"),
+            format!("{t2}: copy junit-phase-2.xml"),
+        ]);
+        let f = StepId::Faults.title();
+        want.extend([
+            format!("{f}: reset junit.xml"),
+            format!("{f}: nextest binary(faults)"),
+            format!("{f}: copy junit-faults.xml"),
+        ]);
+        want.push("teardown: kind delete cluster --name".into());
+        assert_eq!(signatures(&p), want);
+        // The cluster step arms teardown (before `kind create`), nothing earlier does.
+        let armed: Vec<StepId> = p
+            .steps
+            .iter()
+            .filter(|s| s.arms_teardown)
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(armed, [StepId::Cluster]);
+    }
+
+    #[test]
+    fn every_printed_nextest_line_is_the_command_that_runs() {
+        for flags in [
+            &[][..],
+            &["--reuse"],
+            &["--ingress-address", "lb:8080", "--kubeconfig", "/k"],
+        ] {
+            let p = plan(flags).unwrap();
+            let text = p.render();
+            let nextest = p.nextest_actions();
+            assert_eq!(nextest.len(), 3, "phase 1, phase 2, faults");
+            for (_, n) in nextest {
+                let real = n.cmd(NextestMode::Run).command();
+                let line = format!("     $ {}\n", shell_line(&real));
+                assert!(text.contains(&line), "{line} not printed in\n{text}");
+                // Every run ignores the profile's default filter, which excludes these binaries.
+                assert!(real.get_args().any(|a| a == "--ignore-default-filter"));
+            }
+        }
+    }
+
+    #[test]
+    fn every_printed_shell_line_splits_into_the_words_that_run() {
+        let p = plan(&["--namespace", "team a"]).unwrap();
+        for action in p.actions().chain(&p.on_failure) {
+            if let Action::Run(cmd) = action {
+                let words = shlex::split(cmd.to_string().split(" > ").next().unwrap())
+                    .expect("valid shell");
+                let mut want = vec![cmd.program.display().to_string()];
+                want.extend(cmd.args.iter().cloned());
+                assert_eq!(words, want, "{cmd}");
+            }
+        }
+    }
+
+    #[test]
+    fn phase_env_names_the_tier_the_report_dir_and_the_trust() {
+        let p = plan(&[]).unwrap();
+        let env = |id| {
+            p.nextest_actions()
+                .into_iter()
+                .find(|(s, _)| *s == id)
+                .unwrap()
+                .1
+                .env
+                .clone()
+        };
+        let plain = env(StepId::Tests(Phase::Plain));
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(&plain, ENV_TIER).as_deref(), Some("kind"));
+        assert_eq!(get(&plain, ENV_PHASE).as_deref(), Some("plain"));
         assert_eq!(
-            p.steps(),
-            vec![
-                Step::Prerequisites,
-                Step::Cluster,
-                Step::IngressNginx,
-                Step::EchoImage,
-                Step::Manifests,
-                Step::WaitRoutes(Phase::Plain),
-                Step::Tests(Phase::Plain),
-                Step::Tls,
-                Step::WaitRoutes(Phase::Tls),
-                Step::Tests(Phase::Tls),
-                Step::Faults,
-                Step::Teardown
-            ]
+            get(&plain, ENV_REPORT_DIR).as_deref(),
+            Some("/repo/target/wsgate/kind/rows")
         );
-        let text = p.render();
-        assert!(
-            text.contains(&format!(
-                "kind create cluster --name wsgate --image {}",
-                pins::KIND_NODE_IMAGE
-            )),
-            "{text}"
-        );
-        assert!(text.contains("kind delete cluster --name wsgate"), "{text}");
-        assert!(text.contains("WSGATE_HTTP_ADDR=127.0.0.1:80"), "{text}");
-        // The TLS patch on `ws` is the document's, byte for byte.
-        assert!(
-            text.contains(&format!(
-                "/namespaces/default/ingresses/ws (merge patch) {DOCUMENTED_TLS_PATCH}"
-            )),
-            "{text}"
-        );
-        // TLS comes after phase 1 and before phase 2.
-        let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} missing"));
-        assert!(
-            at("tests, phase 1") < at("TLS: Secret") && at("TLS: Secret") < at("tests, phase 2")
+        assert_eq!(get(&plain, ENV_TRUST), None);
+        let tls = env(StepId::Faults);
+        assert_eq!(get(&tls, ENV_PHASE).as_deref(), Some("tls"));
+        assert_eq!(
+            get(&tls, ENV_TRUST).as_deref(),
+            Some(
+                "/repo/target/wsgate/kind/tls/test.example.com.crt:/repo/target/wsgate/kind/tls/variants.crt"
+            )
         );
     }
 
     #[test]
-    fn other_host_ports_reach_the_config_and_the_tests() {
+    fn reuse_exports_the_kubeconfig_checks_nothing_and_keeps_the_cluster() {
+        let p = plan(&["--reuse"]).unwrap();
+        assert!(has(&p, "cluster: kind export kubeconfig --name"));
+        assert!(!has(&p, "kind create cluster --name"));
+        assert!(!has(&p, "cluster: kind get clusters"));
+        assert!(has(
+            &p,
+            "teardown: note keep the reused cluster wsgate; delete nothing"
+        ));
+        assert!(p.steps.iter().all(|s| !s.arms_teardown));
+    }
+
+    #[test]
+    fn keep_creates_but_never_deletes() {
         let p = plan(&[
+            "--keep",
+            "--name",
+            "dev",
             "--http-port",
             "8080",
             "--https-port",
             "8443",
-            "--name",
-            "dev",
-            "--keep",
         ])
         .unwrap();
+        assert!(has(&p, "kind create cluster --name"));
+        assert!(!p.actions().any(|a| a.signature().contains("delete")));
         let text = p.render();
         assert!(text.contains("hostPort 80 -> 8080, 443 -> 8443"), "{text}");
         assert!(text.contains("WSGATE_HTTPS_ADDR=127.0.0.1:8443"), "{text}");
-        assert!(text.contains("keep everything (--keep)"), "{text}");
-        assert!(!text.contains("kind delete cluster"), "{text}");
+        assert!(text.contains("create cluster --name dev"), "{text}");
     }
 
     #[test]
-    fn reuse_exports_the_kubeconfig_and_keeps_the_cluster() {
-        let text = plan(&["--reuse"]).unwrap().render();
-        assert!(
-            text.contains("kind export kubeconfig --name wsgate"),
-            "{text}"
-        );
-        assert!(!text.contains("kind create cluster"), "{text}");
-        assert!(text.contains("keep the reused cluster wsgate"), "{text}");
-    }
-
-    #[test]
-    fn documented_image_skips_the_build_and_load() {
-        let p = plan(&["--echo-image", "documented"]).unwrap();
-        assert!(!p.steps().contains(&Step::EchoImage));
-        assert!(p.render().contains("image as documented"));
-    }
-
-    #[test]
-    fn existing_cluster_skips_kind_and_uses_its_own_namespace() {
+    fn existing_cluster_skips_kind_applies_its_namespace_and_deletes_it() {
         let p = plan(&[
             "--kubeconfig",
             "/k",
@@ -636,24 +1114,58 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(p.mode, Mode::Existing);
-        let text = p.render();
+        assert_eq!(p.tier, "prod");
+        let sigs = signatures(&p);
         assert!(
-            !text.contains("kind create") && !text.contains("ingress-nginx controller-v1.15.1"),
-            "{text}"
+            !sigs
+                .iter()
+                .any(|s| s.contains("kind ") || s.contains("docker")),
+            "{sigs:#?}"
         );
+        assert!(p.step(StepId::IngressNginx).is_none() && p.step(StepId::EchoImage).is_none());
+        assert!(has(&p, "apply Namespace wsgate-e2e"));
+        assert!(has(&p, "apply Ingress wsgate-e2e/ws"));
+        assert!(has(&p, "teardown: kubectl delete namespace wsgate-e2e"));
+        assert_eq!(
+            p.steps
+                .iter()
+                .filter(|s| s.arms_teardown)
+                .map(|s| s.id)
+                .collect::<Vec<_>>(),
+            [StepId::Manifests]
+        );
+        let text = p.render();
         assert!(
             text.contains("kubectl --kubeconfig /k --context prod delete namespace wsgate-e2e"),
             "{text}"
         );
         assert!(
             text.contains("WSGATE_HTTP_ADDR=203.0.113.7:80")
-                && text.contains("WSGATE_HTTPS_ADDR=203.0.113.7:443"),
-            "{text}"
+                && text.contains("WSGATE_HTTPS_ADDR=203.0.113.7:443")
         );
+        // The document's image is pulled by the cluster: not the built one.
         assert!(
-            text.contains("/namespaces/wsgate-e2e/ingresses/ws (merge patch)"),
+            text.contains(
+                "image registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest"
+            ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn existing_cluster_in_the_default_namespace_deletes_only_its_objects() {
+        let p = plan(&[
+            "--ingress-address",
+            "lb.example:8080",
+            "--kubeconfig",
+            "/k",
+            "--namespace",
+            "default",
+        ])
+        .unwrap();
+        assert!(!has(&p, "apply Namespace default"));
+        let text = p.render();
+        assert!(text.contains("-n default delete --ignore-not-found deployment/websocket-server service/websocket-server ingress/ws ingress/ws-no-annotations"), "{text}");
     }
 
     #[test]
@@ -667,91 +1179,56 @@ mod tests {
     }
 
     #[test]
-    fn existing_cluster_in_the_default_namespace_deletes_only_its_objects() {
-        let text = plan(&[
-            "--ingress-address",
-            "lb.example:8080",
-            "--kubeconfig",
-            "/k",
-            "--namespace",
-            "default",
-        ])
-        .unwrap()
-        .render();
-        assert!(text.contains("-n default delete deployment/websocket-server service/websocket-server ingress/ws ingress/ws-no-annotations"), "{text}");
-        assert!(text.contains("WSGATE_HTTP_ADDR=lb.example:8080"), "{text}");
+    fn documented_echo_image_skips_the_build_and_load_and_keeps_the_document_s_image() {
+        let p = plan(&["--echo-image", "documented"]).unwrap();
+        assert!(p.step(StepId::EchoImage).is_none());
+        assert!(p.render().contains(
+            "; image registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest"
+        ));
     }
 
     #[test]
-    fn strict_fails_on_an_ignored_annotation_in_the_manifests_and_names_it() {
-        let mut documented = wsgate_manifests::Documented::shipped().unwrap().ingress;
-        documented
-            .metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(wsgate_manifests::PROXY_READ_TIMEOUT.into(), "3600s".into());
-        let lenient = plan(&[]).unwrap();
-        let warnings = lenient.annotation_warnings(&documented);
-        assert!(!warnings.is_empty());
+    fn strict_is_carried_into_the_annotation_check() {
+        assert!(has(
+            &plan(&["--strict"]).unwrap(),
+            "prerequisites: annotations strict=true"
+        ));
+    }
+
+    #[test]
+    fn tools_not_at_their_pins_are_downloaded_first_and_used_from_the_tools_folder() {
+        let mut i = inputs();
+        i.tools.kind = Tool {
+            path: "/repo/target/wsgate/tools/kind".into(),
+            fetch: Some(pins::KIND_LINUX_AMD64),
+            passed_over: vec!["/usr/local/bin/kind is v0.20.0, not the pinned v0.32.0".into()],
+        };
+        let cli = Cli::try_parse_from(["e2e"]).unwrap();
+        let p = Plan::new(&cli.args, &i).unwrap();
+        assert!(has(&p, "prerequisites: download kind v0.32.0"));
+        assert!(p.notes.iter().any(|n| n.contains("v0.20.0")));
+        let text = p.render();
         assert!(
-            lenient.check_strict(&warnings).is_ok(),
-            "without --strict it only warns"
+            text.contains("$ /repo/target/wsgate/tools/kind create cluster"),
+            "{text}"
         );
-        let e = plan(&["--strict"])
-            .unwrap()
-            .check_strict(&warnings)
-            .unwrap_err()
-            .to_string();
+    }
+
+    #[test]
+    fn the_tls_patch_on_ws_is_the_document_s_byte_for_byte() {
+        let text = plan(&[]).unwrap().render();
         assert!(
-            e.contains("default/ws:") || e.contains("Ingress default/ws"),
-            "{e}"
+            text.contains(&format!(
+                "/namespaces/default/ingresses/ws merge patch {DOCUMENTED_TLS_PATCH}\n"
+            )),
+            "{text}"
         );
-        assert!(e.contains("\"3600s\""), "{e}");
     }
 
     #[test]
-    fn shipped_manifests_pass_strict() {
-        let p = plan(&["--strict"]).unwrap();
-        let documented = wsgate_manifests::Documented::shipped().unwrap().ingress;
-        assert!(p.check_strict(&p.annotation_warnings(&documented)).is_ok());
-    }
-
-    #[test]
-    fn host_port_parsing() {
-        assert_eq!(
-            split_host_port("1.2.3.4", 80).unwrap(),
-            ("1.2.3.4".into(), 80)
-        );
-        assert_eq!(split_host_port("lb:8080", 80).unwrap(), ("lb".into(), 8080));
-        assert_eq!(
-            split_host_port("[::1]:81", 80).unwrap(),
-            ("[::1]".into(), 81)
-        );
-        assert!(split_host_port("lb:http", 80).is_err());
-    }
-
-    #[test]
-    fn kind_config_maps_the_chosen_host_ports() {
-        let template = include_str!("../../../manifests/kind-config.yaml");
-        let out = kind_config(template, 8080, 8443).unwrap();
-        let v: serde_json::Value = serde_saphyr::from_str(&out).unwrap();
-        let m = &v["nodes"][0]["extraPortMappings"];
-        assert_eq!(
-            (m[0]["containerPort"].as_u64(), m[0]["hostPort"].as_u64()),
-            (Some(80), Some(8080))
-        );
-        assert_eq!(
-            (m[1]["containerPort"].as_u64(), m[1]["hostPort"].as_u64()),
-            (Some(443), Some(8443))
-        );
-        assert_eq!(m[0]["listenAddress"], "127.0.0.1");
-        assert_eq!(v["kind"], "Cluster");
-    }
-
-    #[test]
-    fn kind_config_without_port_mappings_is_refused() {
-        let e = kind_config("kind: Cluster\nnodes:\n- role: control-plane\n", 80, 443).unwrap_err();
-        assert!(e.to_string().contains("extraPortMappings"), "{e}");
+    fn on_failure_collects_diagnostics_and_the_controller_s_nginx_conf() {
+        let p = plan(&[]).unwrap();
+        let sigs: Vec<String> = p.on_failure.iter().map(Action::signature).collect();
+        assert_eq!(sigs, ["diagnostics", "kubectl -n ingress-nginx exec"]);
     }
 }

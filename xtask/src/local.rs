@@ -1,0 +1,89 @@
+//! `cargo xtask e2e --local`: the e2e tests against local nginx, then the report. The same
+//! typed actions as the kind plan, printed by `--dry-run` and run as printed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::action::{Action, Nextest, NextestMode};
+use crate::flags::E2eArgs;
+use crate::report;
+
+/// The local tier's selection: every e2e binary but the cluster-only ones and the container
+/// tier's (which needs Docker, not nginx).
+pub const LOCAL_FILTER: &str =
+    "package(wsgate-e2e) and not (binary(cluster) | binary(faults) | binary(container))";
+
+/// The local run's actions: reset the rows, run the tests.
+pub fn actions(root: &Path, profile: &str) -> Vec<Action> {
+    let rows = rows_dir(root);
+    vec![
+        Action::Reset {
+            path: rows.clone(),
+            recreate: true,
+        },
+        Action::Nextest(Nextest {
+            cargo: crate::kind::tools::which(
+                "cargo",
+                &std::env::var_os("PATH").unwrap_or_default(),
+            ),
+            manifest_path: root.join("Cargo.toml"),
+            package: "wsgate-e2e".into(),
+            profile: profile.into(),
+            filterset: LOCAL_FILTER.into(),
+            // The profile's default filter stays: the default profile leaves out the 240 s case.
+            ignore_default_filter: false,
+            env: vec![(
+                wsgate_e2e::env::ENV_REPORT_DIR.into(),
+                rows.display().to_string(),
+            )],
+        }),
+    ]
+}
+
+fn report_dir(root: &Path) -> PathBuf {
+    root.join("target/wsgate/local")
+}
+
+fn rows_dir(root: &Path) -> PathBuf {
+    report_dir(root).join("rows")
+}
+
+pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
+    let actions = actions(root, &args.profile);
+    if args.dry_run {
+        for (i, a) in actions.iter().enumerate() {
+            for line in a.lines() {
+                println!("[{}] {line}", i + 1);
+            }
+        }
+        println!(
+            "[{}] # print the idle-survival table; write {}",
+            actions.len() + 1,
+            report_dir(root).join("report.md").display()
+        );
+        return Ok(());
+    }
+    let start = Instant::now();
+    let mut failed = None;
+    for action in &actions {
+        for line in action.lines() {
+            eprintln!("{line}");
+        }
+        match action {
+            Action::Reset { path, .. } => {
+                let _ = std::fs::remove_dir_all(path);
+                std::fs::create_dir_all(path)?;
+            }
+            Action::Nextest(n) => failed = n.cmd(NextestMode::Run).run().err(),
+            _ => unreachable!("the local plan has only these actions"),
+        }
+    }
+    let timings = vec![("e2e tests (local tier)".to_owned(), start.elapsed())];
+    let rows = wsgate_e2e::report::read_rows(&rows_dir(root));
+    report::write(&report_dir(root), &rows, &timings, &[])?;
+    match failed {
+        Some(e) => Err(anyhow::Error::from(e)
+            .context("e2e tests failed; the table above shows the idle cases")),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,660 @@
+//! A rehearsal of `cargo xtask e2e` with no cluster: the real plan and the real executor, with
+//! `kind`, `kubectl`, `docker` and `cargo` as stubs that record their arguments, the Kubernetes
+//! API as a mock that records its calls, nextest steps listed instead of run, and an echo
+//! server (plain, and behind a TLS terminator serving the generated certificates) standing in
+//! for the ingress. The recorded sequence must be the plan; a failure injected at any step
+//! must fail the run naming that step, write the report, and delete the cluster.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use sha2::Digest;
+use tokio::net::TcpListener;
+use wsgate_e2e::Phase;
+use xtask::action::{Action, NextestMode};
+use xtask::flags::{Cli, Command};
+use xtask::kind::exec::{Options, run};
+use xtask::kind::pins::{self, Pinned};
+use xtask::kind::plan::{Deadlines, Inputs, Plan, StepId};
+
+const IMAGE: &str = "wsgate-echo:0.1.0-rehearsal";
+
+/// Where a fault is injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// A stub fails when its command line contains this.
+    Command(&'static str),
+    /// The API answers 422 to a PATCH whose path contains this.
+    Api(&'static str),
+    /// The admission Jobs never complete.
+    JobsNeverComplete,
+    /// Nothing answers on the ingress's http (ws) or https (wss) port.
+    NoRoute(Phase),
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Rig {
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+    fn work(&self) -> PathBuf {
+        self.root().join("target/wsgate/kind")
+    }
+    fn recorded(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn write_exe(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A stub that records `name args...`, fails when its line contains the fault, and answers
+/// the few questions the plan asks (`version`, `get clusters`, `create cluster`, `nextest list`).
+fn stub(bin: &Path, name: &str, log: &Path, fail: &str, api: SocketAddr) {
+    let script = format!(
+        r#"#!/bin/sh
+line="{name} $*"
+case "$line" in
+  "kind version"|"kubectl version --client -o json") ;;
+  *) printf '%s\n' "$line" >> '{log}' ;;
+esac
+if [ -n '{fail}' ]; then
+  case "$line" in *'{fail}'*) echo "injected failure: $line" >&2; exit 1 ;; esac
+fi
+case "$line" in
+  "kind version") echo "kind {kind_version} go1.24 linux/amd64" ;;
+  "kubectl version --client -o json") echo '{{"clientVersion": {{"gitVersion": "{kubectl_version}"}}}}' ;;
+  "kind get clusters") echo "some-other-cluster" ;;
+  "kind create cluster"*|"kind export kubeconfig"*)
+    while [ "$#" -gt 0 ]; do
+      if [ "$1" = "--kubeconfig" ]; then kc="$2"; fi
+      shift
+    done
+    mkdir -p "$(dirname "$kc")"
+    printf '%s\n' "apiVersion: v1" "kind: Config" "clusters:" "- name: rehearsal" "  cluster:" \
+      "    server: http://{api}" "contexts:" "- name: rehearsal" "  context:" "    cluster: rehearsal" \
+      "    user: rehearsal" "current-context: rehearsal" "users:" "- name: rehearsal" "  user:" \
+      "    token: rehearsal" > "$kc"
+    ;;
+  "docker version"*) echo "29.0.0" ;;
+  "docker save"*) touch "$3" ;;
+  "cargo nextest list"*) echo '{{"rust-suites": {{"e2e": {{"binary-name": "stub", "testcases": {{"t": {{"filter-match": {{"status": "matches"}}}}}}}}}}}}' ;;
+esac
+"#,
+        log = log.display(),
+        kind_version = pins::KIND_VERSION,
+        kubectl_version = pins::KUBECTL_VERSION,
+    );
+    write_exe(&bin.join(name), &script);
+}
+
+/// The recorded line an action's command leaves: `name args...`.
+fn line(cmd: &xtask::action::Cmd) -> String {
+    std::iter::once(cmd.name())
+        .chain(cmd.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the stubs and the mock API record for the plan's actions, in order.
+fn expected(actions: &[&Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Run(cmd) | Action::Expect { cmd, .. } => Some(line(cmd)),
+            Action::LoadImage(l) => Some(line(&l.direct)),
+            Action::Nextest(n) => Some(line(&n.cmd(NextestMode::List))),
+            Action::Api(call) => Some(format!("PATCH {}", call.target.path())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn json_response(status: u16, v: serde_json::Value) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())))
+        .unwrap()
+}
+
+fn list(kind: &str, items: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+/// The mock API server's answer to one request; mutating calls are recorded in `log`.
+async fn answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    log: &Path,
+    fault: Fault,
+) -> hyper::Response<Full<Bytes>> {
+    let (method, path, query) = (
+        req.method().clone(),
+        req.uri().path().to_owned(),
+        req.uri().query().unwrap_or_default().to_owned(),
+    );
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    if method == http::Method::PATCH {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .unwrap();
+        writeln!(f, "PATCH {path}").unwrap();
+        if let Fault::Api(p) = fault
+            && path.contains(p)
+        {
+            return json_response(
+                422,
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid", "message": "injected"}),
+            );
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if v.get("metadata").is_none() {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            v = serde_json::json!({"apiVersion": "v1", "kind": "Object", "metadata": {"name": name}});
+        }
+        return json_response(200, v);
+    }
+    if query.contains("watch=") {
+        // A watch that never reports: the waits are met (or not) by the list.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if path.ends_with("/log") {
+        return hyper::Response::new(Full::new(Bytes::from_static(b"controller log\n")));
+    }
+    let reply = if path.contains("/jobs") {
+        let name = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name%3D"))
+            .unwrap_or("job");
+        let status = if fault == Fault::JobsNeverComplete {
+            serde_json::json!({"active": 1})
+        } else {
+            serde_json::json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+        };
+        list(
+            "JobList",
+            serde_json::json!([{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "ingress-nginx", "resourceVersion": "1"}, "status": status}]),
+        )
+    } else if path.contains("/pods") {
+        list(
+            "PodList",
+            serde_json::json!([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ingress-nginx-controller-0", "namespace": "ingress-nginx"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}]),
+        )
+    } else {
+        list("List", serde_json::json!([]))
+    };
+    json_response(200, reply)
+}
+
+async fn api_server(listener: TcpListener, log: PathBuf, fault: Fault) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let log = log.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let log = log.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(req, &log, fault).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Terminates TLS with the certificate the plan generated for the client's SNI (read when the
+/// connection arrives: the TLS step writes it mid-run), and relays to the echo server.
+async fn tls_terminator(listener: TcpListener, tls_dirs: [PathBuf; 2], echo: SocketAddr) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        // kind and existing-cluster runs keep their certificates in different work folders.
+        let dir = tls_dirs
+            .iter()
+            .find(|d| d.is_dir())
+            .cloned()
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            let acceptor =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+            let Ok(start) = acceptor.await else { return };
+            let stem = match start.client_hello().server_name() {
+                Some("test.example.com") => "test.example.com",
+                _ => "variants",
+            };
+            let (Ok(cert), Ok(key)) = (
+                CertificateDer::from_pem_file(dir.join(format!("{stem}.crt"))),
+                PrivateKeyDer::from_pem_file(dir.join(format!("{stem}.key"))),
+            ) else {
+                return;
+            };
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+            let Ok(mut tls) = start.into_stream(Arc::new(config)).await else {
+                return;
+            };
+            let Ok(mut backend) = tokio::net::TcpStream::connect(echo).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+        });
+    }
+}
+
+fn fake_image(_: &Path) -> Result<wsgate_image::Image, wsgate_image::ImageError> {
+    let (repository, tag) = IMAGE.split_once(':').unwrap();
+    Ok(wsgate_image::Image {
+        repository: repository.into(),
+        tag: tag.into(),
+        size: 3_400_000,
+        built: false,
+        builder: wsgate_image::Builder::Legacy,
+    })
+}
+
+/// A port where nothing listens, for the faults that take a route away.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sets up stubs, the mock API and the stand-in ingress, makes the plan for `flags`, runs it.
+fn rehearse(flags: &[&str], fault: Fault) -> (Rig, Plan, anyhow::Result<()>) {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig {
+        log: dir.path().join("recorded.log"),
+        dir,
+    };
+    let bin = rig.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (api, http, https) = rt.block_on(async {
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = api.local_addr().unwrap();
+        tokio::spawn(api_server(api, rig.log.clone(), fault));
+        let echo =
+            wsgate_echo::EchoServer::bind("127.0.0.1:0".parse().unwrap(), Default::default())
+                .await
+                .unwrap();
+        let echo_addr = echo.local_addr();
+        tokio::spawn(echo.serve());
+        let http = if fault == Fault::NoRoute(Phase::Plain) {
+            closed_port()
+        } else {
+            echo_addr.port()
+        };
+        let https = if fault == Fault::NoRoute(Phase::Tls) {
+            closed_port()
+        } else {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            let wsgate = rig.root().join("target/wsgate");
+            tokio::spawn(tls_terminator(
+                l,
+                [wsgate.join("kind/tls"), wsgate.join("cluster/tls")],
+                echo_addr,
+            ));
+            port
+        };
+        (api_addr, http, https)
+    });
+    let fail = match fault {
+        Fault::Command(s) => s,
+        _ => "",
+    };
+    for name in ["kind", "kubectl", "docker", "cargo"] {
+        stub(&bin, name, &rig.log, fail, api);
+    }
+    // The controller manifest: a local file, cached under its pinned sha256, so nothing is fetched.
+    let manifest_text = "# ingress-nginx kind manifest (rehearsal)\n";
+    let sha: String = sha2::Sha256::digest(manifest_text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let manifest = Pinned {
+        sha256: Box::leak(sha.into_boxed_str()),
+        ..pins::INGRESS_NGINX_KIND_MANIFEST
+    };
+    let cache = rig.work().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(
+        cache.join(format!("ingress-nginx-kind-{}.yaml", manifest.version)),
+        manifest_text,
+    )
+    .unwrap();
+
+    // An existing cluster's kubeconfig points at the mock API too.
+    let kubeconfig = rig.dir.path().join("existing-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{api}\n\
+             contexts:\n- name: prod\n  context:\n    cluster: c\n    user: u\ncurrent-context: prod\n\
+             users:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let fill = |f: &&str| {
+        f.replace("{http}", &http.to_string())
+            .replace("{https}", &https.to_string())
+            .replace("{kubeconfig}", &kubeconfig.display().to_string())
+    };
+    let mut argv: Vec<String> = [
+        "cargo-xtask".to_owned(),
+        "e2e".into(),
+        "--http-port".into(),
+        http.to_string(),
+        "--https-port".into(),
+        https.to_string(),
+    ]
+    .into();
+    argv.extend(flags.iter().map(fill));
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let Command::E2e(args) = cli.command else {
+        unreachable!()
+    };
+    let tools =
+        xtask::kind::tools::resolve(bin.as_os_str(), &rig.root().join("target/wsgate/tools"));
+    let quick = Duration::from_secs(2);
+    let inputs = Inputs {
+        root: rig.root(),
+        profile: "ci".into(),
+        tools,
+        deadlines: Deadlines {
+            kind_wait: Duration::from_secs(120),
+            controller: quick,
+            webhook: quick,
+            routes: quick,
+        },
+        manifest,
+        image: IMAGE.into(),
+        default_kubeconfig: None,
+    };
+    let plan = Plan::new(&args.kind, &inputs).unwrap();
+    let opts = Options {
+        nextest: NextestMode::List,
+        build_image: fake_image,
+        root: rig.root(),
+    };
+    let result = run(&plan, &opts);
+    drop(rt);
+    (rig, plan, result)
+}
+
+fn teardown_line(plan: &Plan) -> Option<String> {
+    plan.step(StepId::Teardown)?
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Run(cmd) => Some(line(cmd)),
+            _ => None,
+        })
+}
+
+#[test]
+fn the_executor_runs_exactly_the_plan() {
+    let (rig, plan, result) = rehearse(&[], Fault::None);
+    result.unwrap();
+    let all: Vec<&Action> = plan.actions().collect();
+    let recorded = rig.recorded();
+    assert_eq!(recorded, expected(&all));
+    // Commands and API calls, from `docker version` to `kind delete cluster`.
+    assert_eq!(recorded.len(), 23, "{recorded:#?}");
+    assert!(rig.work().join("report.md").is_file());
+    // The TLS step's files, as the plan named them, with the key private.
+    let key = rig.work().join("tls/test.example.com.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !rig.work().join("diagnostics").exists(),
+        "no diagnostics after a passing run"
+    );
+}
+
+#[test]
+fn a_reused_cluster_is_exported_and_kept() {
+    let (rig, plan, result) = rehearse(&["--reuse"], Fault::None);
+    result.unwrap();
+    let recorded = rig.recorded();
+    assert_eq!(recorded, expected(&plan.actions().collect::<Vec<_>>()));
+    assert!(
+        recorded
+            .iter()
+            .any(|l| l.starts_with("kind export kubeconfig"))
+    );
+    assert!(
+        !recorded
+            .iter()
+            .any(|l| l.starts_with("kind delete") || l.starts_with("kind create"))
+    );
+}
+
+/// Injects `fault`, which must fail `step`; checks the exit, the message, the report, the
+/// diagnostics and the teardown.
+fn fails_at(fault: Fault, step: StepId, flags: &[&str]) -> Rig {
+    let (rig, plan, result) = rehearse(flags, fault);
+    let err = format!("{:#}", result.expect_err("the run must fail"));
+    let index = plan.steps.iter().position(|s| s.id == step).unwrap() + 1;
+    assert!(
+        err.contains(&format!("step {index} `{}`", step.title())),
+        "the error must name step {index} `{}`: {err}",
+        step.title()
+    );
+    assert!(
+        plan.work.join("report.md").is_file(),
+        "no report after a failure at {step:?}"
+    );
+    let recorded = rig.recorded();
+    let cluster_made = plan.steps.iter().take(index).any(|s| s.arms_teardown);
+    let keeps = flags.contains(&"--keep") || flags.contains(&"--reuse");
+    match teardown_line(&plan) {
+        Some(teardown) if cluster_made && !keeps => assert_eq!(
+            recorded.last(),
+            Some(&teardown),
+            "teardown must run last after a failure at {step:?}: {recorded:#?}"
+        ),
+        _ => assert!(
+            !recorded.iter().any(|l| l.contains(" delete ")),
+            "nothing to delete after a failure at {step:?}: {recorded:#?}"
+        ),
+    }
+    // Diagnostics need a cluster that answers: one whose creating step passed. A failing
+    // teardown comes after the diagnostics' turn.
+    let cluster_answers = plan.steps.iter().take(index - 1).any(|s| s.arms_teardown);
+    let diagnosed = plan.work.join("diagnostics/controller.log").is_file();
+    assert_eq!(
+        diagnosed,
+        cluster_answers && step != StepId::Teardown,
+        "diagnostics after a failure at {step:?}"
+    );
+    rig
+}
+
+#[test]
+fn a_failing_prerequisite_stops_before_any_cluster_exists() {
+    let rig = fails_at(Fault::Command("docker version"), StepId::Prerequisites, &[]);
+    assert!(!rig.recorded().iter().any(|l| l.starts_with("kind ")));
+}
+
+#[test]
+fn a_failing_cluster_create_still_deletes_what_it_may_have_made() {
+    fails_at(Fault::Command("kind create"), StepId::Cluster, &[]);
+}
+
+#[test]
+fn a_failing_controller_install_tears_down() {
+    fails_at(Fault::Command("apply -f"), StepId::IngressNginx, &[]);
+}
+
+#[test]
+fn admission_jobs_that_never_complete_time_out_and_tear_down() {
+    fails_at(Fault::JobsNeverComplete, StepId::IngressNginx, &[]);
+}
+
+#[test]
+fn a_failing_image_load_falls_back_to_an_archive_then_tears_down() {
+    let rig = fails_at(Fault::Command("kind load"), StepId::EchoImage, &[]);
+    assert!(
+        rig.recorded()
+            .iter()
+            .any(|l| l.starts_with("kind load image-archive")),
+        "the archive fallback is tried before giving up"
+    );
+}
+
+#[test]
+fn a_refused_apply_tears_down() {
+    fails_at(
+        Fault::Api("deployments/websocket-server"),
+        StepId::Manifests,
+        &[],
+    );
+}
+
+#[test]
+fn a_host_that_never_routes_over_ws_tears_down() {
+    fails_at(
+        Fault::NoRoute(Phase::Plain),
+        StepId::WaitRoutes(Phase::Plain),
+        &[],
+    );
+}
+
+#[test]
+fn failing_phase_1_tests_still_run_phase_2_and_tear_down() {
+    let rig = fails_at(
+        Fault::Command("binary(cluster)"),
+        StepId::Tests(Phase::Plain),
+        &[],
+    );
+    assert!(
+        rig.recorded().iter().any(|l| l.contains("binary(tls)")),
+        "phase 2 still runs"
+    );
+}
+
+#[test]
+fn a_refused_tls_secret_tears_down() {
+    fails_at(Fault::Api("secrets/nginx-ingress-tls"), StepId::Tls, &[]);
+}
+
+#[test]
+fn a_host_that_never_serves_its_certificate_tears_down() {
+    fails_at(
+        Fault::NoRoute(Phase::Tls),
+        StepId::WaitRoutes(Phase::Tls),
+        &[],
+    );
+}
+
+#[test]
+fn failing_phase_2_tests_tear_down() {
+    fails_at(
+        Fault::Command("binary(tls)"),
+        StepId::Tests(Phase::Tls),
+        &[],
+    );
+}
+
+#[test]
+fn failing_fault_tests_are_named_as_the_faults_step() {
+    fails_at(Fault::Command("binary(faults)"), StepId::Faults, &[]);
+}
+
+#[test]
+fn a_failing_teardown_fails_the_run() {
+    fails_at(Fault::Command("kind delete"), StepId::Teardown, &[]);
+}
+
+#[test]
+fn keep_leaves_the_cluster_after_a_failure() {
+    fails_at(Fault::Api("ingresses/ws"), StepId::Manifests, &["--keep"]);
+}
+
+const EXISTING: [&str; 8] = [
+    "--kubeconfig",
+    "{kubeconfig}",
+    "--context",
+    "prod",
+    "--ingress-address",
+    "127.0.0.1:{http}",
+    "--ingress-https-port",
+    "{https}",
+];
+
+#[test]
+fn an_existing_cluster_gets_its_namespace_and_loses_it_afterwards() {
+    let (rig, plan, result) = rehearse(&EXISTING, Fault::None);
+    result.unwrap();
+    let recorded = rig.recorded();
+    assert_eq!(recorded, expected(&plan.actions().collect::<Vec<_>>()));
+    assert_eq!(
+        recorded.first().map(String::as_str),
+        Some("PATCH /api/v1/namespaces/wsgate-e2e")
+    );
+    assert!(
+        recorded
+            .last()
+            .is_some_and(|l| l.contains("delete namespace wsgate-e2e")),
+        "{recorded:#?}"
+    );
+    assert!(
+        !recorded
+            .iter()
+            .any(|l| l.starts_with("kind ") || l.starts_with("docker "))
+    );
+}
+
+#[test]
+fn an_existing_cluster_failing_before_its_objects_exist_deletes_nothing() {
+    fails_at(
+        Fault::Command("kubectl"),
+        StepId::Prerequisites,
+        &[
+            "--kubeconfig",
+            "/nonexistent",
+            "--ingress-address",
+            "lb",
+            "--strict",
+        ],
+    );
+}
