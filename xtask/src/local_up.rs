@@ -1,13 +1,17 @@
-//! `cargo xtask local-up`: the local tier for a person, up until Ctrl-C (the document's Step 3 by hand).
+//! `cargo xtask local-up`: the local tier for a person (the document's Step 3 by hand), up
+//! until Ctrl-C or SIGTERM, supervised: if nginx or the echo server dies, everything stops and
+//! the command fails saying which. Everything it prints comes from what was rendered.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context;
-use wsgate_echo::{EchoConfig, EchoServer};
+use anyhow::{Context, bail};
+use wsgate_e2e::tls::{TlsSetup, secret_for};
+use wsgate_echo::{EchoConfig, EchoServer, RunningEcho};
 use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
-use wsgate_manifests::{DOCUMENTED_HOST, Documented, TLS_SECRET_NAME, apply_tls, tls_secret};
-use wsgate_tls::TlsMaterial;
+use wsgate_manifests::{DOCUMENTED_HOST, Documented, Variant, apply_tls};
 
 use crate::flags::LocalUpArgs;
 
@@ -18,8 +22,29 @@ pub fn run(args: LocalUpArgs) -> anyhow::Result<()> {
         .block_on(up(args))
 }
 
+/// The banner's rows for one nginx: each host and path as it serves them.
+fn rows(table: &mut comfy_table::Table, scheme: &str, addr: SocketAddr, nginx: &LocalIngress) {
+    for s in nginx.servers() {
+        for l in &s.locations {
+            table.add_row([
+                format!("{}{}", s.host, l.path),
+                scheme.to_owned(),
+                addr.to_string(),
+                l.timeouts.read.to_string(),
+                l.timeouts.send.to_string(),
+            ]);
+        }
+    }
+}
+
 async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
     let documented = Documented::shipped()?;
+    // The document's Ingress, and the same without its annotations (the 60 s default) beside it.
+    let variants = [Variant::documented(), Variant::without_annotations()];
+    let ingresses: Vec<_> = variants
+        .iter()
+        .map(|v| v.ingress(&documented.ingress))
+        .collect();
     let echo = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), EchoConfig::default())
         .await?
         .spawn();
@@ -32,74 +57,155 @@ async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
         echo.addr(),
     )]);
     // Step 2 as documented (no TLS) ...
-    let plain = LocalIngress::start(&LocalIngressSpec {
-        ingresses: vec![documented.ingress.clone()],
+    let mut plain = LocalIngress::start(&LocalIngressSpec {
+        ingresses: ingresses.clone(),
         backends: backends.clone(),
         ..Default::default()
     })?;
     // ... and after the document's TLS step: Secret + patch.
-    let tls = TlsMaterial::self_signed(&[DOCUMENTED_HOST])?;
+    let tls = TlsSetup::generate(&variants)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize()?;
-    let cert_file = tls.write_to(&out, DOCUMENTED_HOST)?.cert;
-    let mut patched = documented.ingress.clone();
-    apply_tls(&mut patched, &[DOCUMENTED_HOST], TLS_SECRET_NAME);
-    let secure = LocalIngress::start(&LocalIngressSpec {
-        ingresses: vec![patched],
-        secrets: vec![tls_secret(
-            TLS_SECRET_NAME,
-            "default",
-            tls.cert_pem(),
-            tls.key_pem(),
-        )],
+    let mut trust = vec![tls.documented.write_to(&out, DOCUMENTED_HOST)?.cert];
+    if let Some(v) = &tls.variants {
+        trust.push(v.write_to(&out, "variants")?.cert);
+    }
+    let mut patched = ingresses;
+    for (ing, v) in patched.iter_mut().zip(&variants) {
+        apply_tls(ing, &[&v.host], secret_for(v));
+    }
+    let mut secure = LocalIngress::start(&LocalIngressSpec {
+        ingresses: patched,
+        secrets: tls.secrets(wsgate_manifests::DOCUMENTED_NAMESPACE),
         backends,
         ..Default::default()
     })?;
-    let (http, https) = (plain.http_addr(), secure.https_addr());
-    println!(
-        "wsgate local tier is up (echo server {}, nginx pids {} and {}).",
-        echo.addr(),
-        plain.pid(),
-        secure.pid()
-    );
-    println!();
-    println!(
-        "  ws://{DOCUMENTED_HOST}/   -> dial {http}   (documented Ingress `ws`, read/send timeout 3600 s)"
-    );
-    println!(
-        "  wss://{DOCUMENTED_HOST}/  -> dial {https}  (after the TLS patch; Secret {TLS_SECRET_NAME})"
-    );
-    println!("  Host / SNI to present: {DOCUMENTED_HOST}");
-    println!("  certificate to trust:  {}", cert_file.display());
-    println!(
-        "  nginx configs:         {} and {}",
-        plain.conf_path().display(),
-        secure.conf_path().display()
-    );
-    println!();
-    println!("Try it (type a line, it comes back):");
-    println!("  websocat --ws-c-uri=ws://{DOCUMENTED_HOST}/ - ws-c:tcp:{http}");
-    println!(
-        "  websocat -k --ws-c-uri=wss://{DOCUMENTED_HOST}/ - ws-c:tls-c:tcp:{https} --tls-domain {DOCUMENTED_HOST}"
-    );
-    println!(
-        "  curl --cacert {} --resolve {DOCUMENTED_HOST}:{}:127.0.0.1 https://{DOCUMENTED_HOST}:{}/",
-        cert_file.display(),
-        https.port(),
-        https.port()
-    );
-    println!();
-    println!("Ctrl-C stops everything.");
-    // Waiting for the person, not for the system: no deadline on purpose.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
+    banner(&echo, &plain, &secure, &trust);
+    let why = supervise(&echo, &mut plain, &mut secure).await;
     println!("stopping");
     drop(secure);
     drop(plain);
     echo.shutdown().await;
-    Ok(())
+    match why {
+        Ok(signal) => {
+            println!("stopped ({signal})");
+            Ok(())
+        }
+        Err(problem) => bail!(problem),
+    }
+}
+
+fn banner(
+    echo: &RunningEcho,
+    plain: &LocalIngress,
+    secure: &LocalIngress,
+    trust: &[impl AsRef<Path>],
+) {
+    println!(
+        "wsgate local tier is up: echo server {}; nginx pids {} {}; ws on {}, wss on {}",
+        echo.addr(),
+        plain.pid(),
+        secure.pid(),
+        plain.http_addr(),
+        secure.https_addr()
+    );
+    println!();
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header([
+            "host and path",
+            "scheme",
+            "dial",
+            "read timeout",
+            "send timeout",
+        ]);
+    // ws as after the document's Step 2, wss as after its TLS step.
+    rows(&mut table, "ws", plain.http_addr(), plain);
+    rows(&mut table, "wss", secure.https_addr(), secure);
+    println!("{table}");
+    // Each ignored annotation value once, though both nginx render the same Ingresses.
+    let mut warnings: Vec<String> = plain
+        .warnings()
+        .iter()
+        .chain(secure.warnings())
+        .map(ToString::to_string)
+        .collect();
+    warnings.sort();
+    warnings.dedup();
+    for w in &warnings {
+        println!("  warning: {w}");
+    }
+    println!();
+    println!("  the Host / SNI to present is the host; certificates to trust:");
+    for t in trust {
+        println!("    {}", t.as_ref().display());
+    }
+    println!();
+    println!(
+        "Try it (type a line, it comes back; stay idle to watch a timeout cut the connection):"
+    );
+    let (http, https) = (plain.http_addr(), secure.https_addr());
+    for s in plain.servers() {
+        println!(
+            "  websocat --ws-c-uri=ws://{h}/ - ws-c:tcp:{http}",
+            h = s.host
+        );
+    }
+    for s in secure.servers() {
+        println!(
+            "  websocat -k --ws-c-uri=wss://{h}/ - ws-c:tls-c:tcp:{https} --tls-domain {h}",
+            h = s.host
+        );
+        let cert = if s.host == DOCUMENTED_HOST {
+            &trust[0]
+        } else {
+            trust.last().expect("a certificate")
+        };
+        println!(
+            "  curl --cacert {} --resolve {h}:{p}:127.0.0.1 https://{h}:{p}/",
+            cert.as_ref().display(),
+            h = s.host,
+            p = https.port()
+        );
+    }
+    println!();
+    println!("Ctrl-C stops everything.");
+}
+
+/// Waits for Ctrl-C or SIGTERM (`Ok`), or for a child to die (`Err` saying which and why).
+async fn supervise(
+    echo: &RunningEcho,
+    plain: &mut LocalIngress,
+    secure: &mut LocalIngress,
+) -> Result<&'static str, String> {
+    // Waiting for the person, not for the system: no deadline on purpose.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                r.map_err(|e| format!("cannot watch Ctrl-C: {e}"))?;
+                return Ok("Ctrl-C");
+            }
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = tick.tick() => {
+                for (name, nginx) in [("nginx (ws)", &mut *plain), ("nginx (wss)", &mut *secure)] {
+                    if let Some(status) = nginx.exited() {
+                        return Err(format!(
+                            "{name}, pid {}, exited ({status}); stopping the rest. Last lines of its error log ({}):\n{}",
+                            nginx.pid(),
+                            nginx.prefix().join("error.log").display(),
+                            nginx.error_log_tail(10)
+                        ));
+                    }
+                }
+                if echo.is_finished() {
+                    return Err(format!("the echo server on {} stopped; stopping the rest", echo.addr()));
+                }
+            }
+        }
+    }
 }

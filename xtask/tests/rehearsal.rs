@@ -37,6 +37,8 @@ enum Fault {
     JobsNeverComplete,
     /// Nothing answers on the ingress's http (ws) or https (wss) port.
     NoRoute(Phase),
+    /// `kind get clusters` already lists the cluster.
+    ClusterExists,
 }
 
 struct Rig {
@@ -67,7 +69,7 @@ fn write_exe(path: &Path, text: &str) {
 
 /// A stub that records `name args...`, fails when its line contains the fault, and answers
 /// the few questions the plan asks (`version`, `get clusters`, `create cluster`, `nextest list`).
-fn stub(bin: &Path, name: &str, log: &Path, fail: &str, api: SocketAddr) {
+fn stub(bin: &Path, name: &str, log: &Path, fail: &str, existing: &str, api: SocketAddr) {
     let script = format!(
         r#"#!/bin/sh
 line="{name} $*"
@@ -81,7 +83,7 @@ fi
 case "$line" in
   "kind version") echo "kind {kind_version} go1.24 linux/amd64" ;;
   "kubectl version --client -o json") echo '{{"clientVersion": {{"gitVersion": "{kubectl_version}"}}}}' ;;
-  "kind get clusters") echo "some-other-cluster" ;;
+  "kind get clusters") echo "some-other-cluster"; echo '{existing}' ;;
   "kind create cluster"*|"kind export kubeconfig"*)
     while [ "$#" -gt 0 ]; do
       if [ "$1" = "--kubeconfig" ]; then kc="$2"; fi
@@ -94,7 +96,12 @@ case "$line" in
       "    token: rehearsal" > "$kc"
     ;;
   "docker version"*) echo "29.0.0" ;;
-  "docker save"*) touch "$3" ;;
+  "docker save"*)
+    while [ "$#" -gt 0 ]; do
+      if [ "$1" = "--output" ]; then touch "$2"; fi
+      shift
+    done
+    ;;
   "cargo nextest list"*) echo '{{"rust-suites": {{"e2e": {{"binary-name": "stub", "testcases": {{"t": {{"filter-match": {{"status": "matches"}}}}}}}}}}}}' ;;
 esac
 "#,
@@ -339,8 +346,13 @@ fn rehearse(flags: &[&str], fault: Fault) -> (Rig, Plan, anyhow::Result<()>) {
         Fault::Command(s) => s,
         _ => "",
     };
+    let existing = if fault == Fault::ClusterExists {
+        "wsgate"
+    } else {
+        ""
+    };
     for name in ["kind", "kubectl", "docker", "cargo"] {
-        stub(&bin, name, &rig.log, fail, api);
+        stub(&bin, name, &rig.log, fail, existing, api);
     }
     // The controller manifest: a local file, cached under its pinned sha256, so nothing is fetched.
     let manifest_text = "# ingress-nginx kind manifest (rehearsal)\n";
@@ -484,7 +496,16 @@ fn fails_at(fault: Fault, step: StepId, flags: &[&str]) -> Rig {
         "no report after a failure at {step:?}"
     );
     let recorded = rig.recorded();
-    let cluster_made = plan.steps.iter().take(index).any(|s| s.arms_teardown);
+    let cluster_made = plan
+        .steps
+        .iter()
+        .take(index)
+        .any(|s| match s.arms_teardown {
+            // A failure at the arming step before the armed action leaves nothing to delete.
+            Some(at) if s.id == step => !err.contains("already exists") && at < s.actions.len(),
+            Some(_) => true,
+            None => false,
+        });
     let keeps = flags.contains(&"--keep") || flags.contains(&"--reuse");
     match teardown_line(&plan) {
         Some(teardown) if cluster_made && !keeps => assert_eq!(
@@ -499,7 +520,11 @@ fn fails_at(fault: Fault, step: StepId, flags: &[&str]) -> Rig {
     }
     // Diagnostics need a cluster that answers: one whose creating step passed. A failing
     // teardown comes after the diagnostics' turn.
-    let cluster_answers = plan.steps.iter().take(index - 1).any(|s| s.arms_teardown);
+    let cluster_answers = plan
+        .steps
+        .iter()
+        .take(index - 1)
+        .any(|s| s.arms_teardown.is_some());
     let diagnosed = plan.work.join("diagnostics/controller.log").is_file();
     assert_eq!(
         diagnosed,
@@ -656,5 +681,17 @@ fn an_existing_cluster_failing_before_its_objects_exist_deletes_nothing() {
             "lb",
             "--strict",
         ],
+    );
+}
+
+#[test]
+fn a_cluster_that_already_exists_is_never_deleted() {
+    let rig = fails_at(Fault::ClusterExists, StepId::Cluster, &[]);
+    assert_eq!(
+        rig.recorded(),
+        [
+            "docker version --format {{.Server.Version}}",
+            "kind get clusters"
+        ]
     );
 }

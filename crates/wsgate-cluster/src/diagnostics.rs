@@ -60,9 +60,12 @@ pub async fn collect_diagnostics(
                 .map(|e| {
                     format!(
                         "{} {} {}/{}: {} {}",
+                        // events.k8s.io/v1 writers leave lastTimestamp empty and set eventTime.
                         e.last_timestamp
                             .as_ref()
                             .map(|t| t.0.to_string())
+                            .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                            .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
                             .unwrap_or_default(),
                         e.type_.as_deref().unwrap_or(""),
                         e.involved_object.kind.as_deref().unwrap_or(""),

@@ -35,21 +35,34 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let last = Arc::new(Mutex::new(None::<String>));
-    let seen = Arc::clone(&last);
-    // Record every state the watch shows, so that a timeout can say where it got stuck.
-    let watched = move |obj: Option<&K>| {
-        *seen.lock().expect("not poisoned") = Some(describe(obj));
-        cond.matches_object(obj)
-    };
+    let cond = Arc::new(cond);
     let timed_out = |last: Option<String>| TimedOut {
         what: format!("{what} ({namespace}/{name})"),
         limit,
         last,
     };
-    match tokio::time::timeout(limit, await_condition(api, name, watched)).await {
-        Ok(Ok(obj)) => Ok(obj),
-        Ok(Err(e)) => Err(timed_out(Some(format!("watch failed: {e}"))).into()),
-        Err(_) => Err(timed_out(last.lock().expect("not poisoned").take()).into()),
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let (seen, cond) = (Arc::clone(&last), Arc::clone(&cond));
+        // Record every state the watch shows, so that a timeout can say where it got stuck.
+        let watched = move |obj: Option<&K>| {
+            *seen.lock().expect("not poisoned") = Some(describe(obj));
+            cond.matches_object(obj)
+        };
+        match tokio::time::timeout_at(deadline, await_condition(api.clone(), name, watched)).await {
+            Ok(Ok(obj)) => return Ok(obj),
+            // A watch ends on its first error (kube-runtime has no backoff there): a passing
+            // API hiccup must not end the wait, so watch again while time is left.
+            Ok(Err(e)) => {
+                *last.lock().expect("not poisoned") = Some(format!("watch failed: {e}"));
+                let again = tokio::time::Instant::now() + Duration::from_secs(1);
+                if again >= deadline {
+                    return Err(timed_out(last.lock().expect("not poisoned").take()).into());
+                }
+                tokio::time::sleep_until(again).await;
+            }
+            Err(_) => return Err(timed_out(last.lock().expect("not poisoned").take()).into()),
+        }
     }
 }
 
@@ -315,5 +328,41 @@ mod tests {
         assert!(done.matches_object(None));
         assert!(!done.matches_object(Some(&Job::default())));
         assert_eq!(describe_job(None), "gone");
+    }
+
+    #[tokio::test]
+    async fn a_watch_error_is_retried_within_the_deadline() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let server = tokio::spawn(async move {
+            let mut paths = Vec::new();
+            // First the API server fails, then it lists a completed Job.
+            for reply in [
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503, "reason": "ServiceUnavailable"}),
+                serde_json::json!({"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"}, "items": [
+                    {"metadata": {"name": "j", "namespace": "ns", "resourceVersion": "1"},
+                     "status": {"conditions": [{"type": "Complete", "status": "True"}]}}]}),
+            ] {
+                let (request, send) = handle.next_request().await.expect("a request");
+                paths.push(request.uri().path().to_owned());
+                let status = reply["code"].as_u64().unwrap_or(200) as u16;
+                send.send_response(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                        .unwrap(),
+                );
+            }
+            paths
+        });
+        wait_job_done(&client, "ns", "j", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.await.unwrap(),
+            ["/apis/batch/v1/namespaces/ns/jobs"; 2]
+        );
     }
 }

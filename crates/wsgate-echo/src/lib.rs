@@ -162,6 +162,11 @@ impl RunningEcho {
         self.addr
     }
 
+    /// Whether the server has stopped serving (shut down, or its task ended).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Closes every connection with 1001 and waits for the server to finish.
     pub async fn shutdown(mut self) {
         self.token.cancel();

@@ -1,9 +1,15 @@
-//! The local tier: nginx configured from the suite's Ingress objects, run as a child process.
+//! The local tier: nginx configured from Ingress objects the way ingress-nginx renders them,
+//! run as a child process that never outlives its owner.
 
+mod conf;
+mod ingress;
+mod model;
 mod process;
 mod render;
 
-pub use process::{
-    LocalError, LocalIngress, LocalIngressSpec, READY_DEADLINE, STOP_DEADLINE, find_nginx,
+pub use ingress::{LocalError, LocalIngress, LocalIngressSpec, READY_DEADLINE, find_nginx};
+pub use model::{
+    CertFiles, Location, Match, Model, RenderContext, RenderError, Server, ServiceRef,
 };
-pub use render::{CertFiles, RenderContext, RenderError, Rendered, ServiceRef, render};
+pub use process::{STOP_DEADLINE, group_members};
+pub use render::{Rendered, render};

@@ -1,459 +1,39 @@
-//! nginx as a child process with its own prefix and free loopback ports, never leaked.
+//! nginx as a child process in its own process group: started with a parent-death signal,
+//! stopped by killing the whole group, so that no worker outlives it, not even an orphan.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::Ingress;
-use wsgate_manifests::{AnnotationWarning, ControllerConfig};
-use wsgate_tls::TlsMaterial;
+use wsgate_wait::{Check, Wait};
 
-use crate::render::{CertFiles, RenderContext, RenderError, ServiceRef, render};
-
-/// How long nginx may take to accept connections on both ports.
-pub const READY_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a stopping nginx gets before it is killed.
+/// How long a stopping nginx gets before its group is killed.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(3);
-/// Attempts at finding two free ports (another process may take a probed port first).
-const PORT_ATTEMPTS: usize = 5;
 
-/// What to serve.
-#[derive(Debug, Clone, Default)]
-pub struct LocalIngressSpec {
-    pub ingresses: Vec<Ingress>,
-    /// `kubernetes.io/tls` Secrets the Ingresses' `spec.tls` refer to.
-    pub secrets: Vec<Secret>,
-    pub config: ControllerConfig,
-    /// Where each backend Service port is served on this machine.
-    pub backends: BTreeMap<ServiceRef, SocketAddr>,
-}
-
-/// Why the local ingress could not start or change.
-#[derive(Debug, thiserror::Error)]
-pub enum LocalError {
-    #[error(
-        "nginx not found ({looked}). Install it (Debian/Ubuntu: `sudo apt-get install nginx`) or set NGINX_BIN=/path/to/nginx"
-    )]
-    NginxMissing { looked: String },
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error("Secret {name:?}: {problem}")]
-    Secret { name: String, problem: String },
-    #[error("cannot {what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("TLS material: {0}")]
-    Tls(#[from] wsgate_tls::TlsError),
-    #[error("nginx rejected the rendered configuration {}:\n{output}", conf.display())]
-    ConfigTest { conf: PathBuf, output: String },
-    #[error("nginx did not become ready on {addrs} within {}ms: {problem}\n--- nginx error log ---\n{log}", deadline.as_millis())]
-    NotReady {
-        addrs: String,
-        deadline: Duration,
-        problem: String,
-        log: String,
-    },
-    #[error("nginx reload failed: {problem}\n--- nginx error log ---\n{log}")]
-    Reload { problem: String, log: String },
-}
-
-/// Finds the nginx binary: `NGINX_BIN`, else `nginx` on PATH, else `/usr/sbin/nginx`
-/// (Debian installs it there, and a non-root PATH often lacks `/usr/sbin`).
-pub fn find_nginx() -> Result<PathBuf, LocalError> {
-    if let Some(bin) = std::env::var_os("NGINX_BIN") {
-        let p = PathBuf::from(bin);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(LocalError::NginxMissing {
-                looked: format!("NGINX_BIN={} is not a file", p.display()),
-            })
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| LocalError::NginxMissing {
-            looked: "NGINX_BIN unset; no nginx on PATH, /usr/sbin or /usr/local/sbin".into(),
-        })
-}
-
-/// A running nginx serving the spec's Ingresses on loopback. Stopped on drop (also on panic).
-pub struct LocalIngress {
-    child: Child,
-    bin: PathBuf,
-    // Held for its Drop: the prefix (config, logs, keys) goes away with the ingress.
-    dir: tempfile::TempDir,
-    ctx: RenderContext,
-    conf_path: PathBuf,
-    warnings: Vec<AnnotationWarning>,
-}
-
-impl std::fmt::Debug for LocalIngress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalIngress")
-            .field("pid", &self.child.id())
-            .field("http", &self.http_addr())
-            .field("https", &self.https_addr())
-            .field("prefix", &self.dir.path())
-            .finish()
-    }
-}
-
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LocalError {
-    let path = path.to_owned();
-    move |source| LocalError::Io { what, path, source }
-}
-
-impl LocalIngress {
-    /// Renders the spec, checks it with `nginx -t`, starts nginx on two free loopback ports and
-    /// waits until both accept connections. Annotation warnings are printed to stderr.
-    pub fn start(spec: &LocalIngressSpec) -> Result<Self, LocalError> {
-        let bin = find_nginx()?;
-        let dir = tempfile::Builder::new()
-            .prefix("wsgate-nginx-")
-            .tempdir()
-            .map_err(io_err("create a temp dir in", &std::env::temp_dir()))?;
-        let prefix = dir.path().to_owned();
-        // Workers may run as another user (when started as root): let them reach the temp paths.
-        set_mode(&prefix, 0o755)?;
-        for sub in ["tmp", "secrets"] {
-            std::fs::create_dir(prefix.join(sub)).map_err(io_err("create", &prefix.join(sub)))?;
-        }
-        // Keys are read by the master only; keep the directory private.
-        set_mode(&prefix.join("secrets"), 0o700)?;
-        let fake = TlsMaterial::self_signed(&["Kubernetes Ingress Controller Fake Certificate"])?;
-        let fake = fake.write_to(&prefix.join("secrets"), "default-fake-certificate")?;
-        let mut secrets = BTreeMap::new();
-        for s in &spec.secrets {
-            let (key, files) = write_secret(s, &prefix.join("secrets"))?;
-            secrets.insert(key, files);
-        }
-        let mut ctx = RenderContext {
-            config: spec.config.clone(),
-            listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            http_port: 0,
-            https_port: 0,
-            backends: spec.backends.clone(),
-            secrets,
-            default_cert: CertFiles {
-                cert: fake.cert,
-                key: fake.key,
-            },
-            prefix: prefix.clone(),
-            nofile: nofile_hard_limit().min(65536),
-        };
-        let conf_path = prefix.join("nginx.conf");
-        let mut last_problem = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let (http, https) = (free_port()?, free_port()?);
-            ctx.http_port = http;
-            ctx.https_port = https;
-            let rendered = render(&spec.ingresses, &ctx)?;
-            for w in &rendered.warnings {
-                eprintln!("warning: {w}");
-            }
-            std::fs::write(&conf_path, &rendered.conf).map_err(io_err("write", &conf_path))?;
-            config_test(&bin, &prefix, &conf_path)?;
-            let mut child = spawn(&bin, &prefix, &conf_path)?;
-            let addrs = [ctx.http_addr(), ctx.https_addr()];
-            match wait_ready(&mut child, &addrs) {
-                Ok(()) => {
-                    return Ok(Self {
-                        child,
-                        bin,
-                        dir,
-                        ctx,
-                        conf_path,
-                        warnings: rendered.warnings,
-                    });
-                }
-                Err(problem) => {
-                    let log = read_log(&prefix);
-                    stop_child(&mut child);
-                    if !log.contains("Address already in use") {
-                        return Err(LocalError::NotReady {
-                            addrs: format!("{} and {}", addrs[0], addrs[1]),
-                            deadline: READY_DEADLINE,
-                            problem,
-                            log,
-                        });
-                    }
-                    // Lost a race for a probed port: try two others.
-                    last_problem = problem;
-                    let _ = std::fs::remove_file(prefix.join("error.log"));
-                }
-            }
-        }
-        Err(LocalError::NotReady {
-            addrs: format!("{} and {}", ctx.http_addr(), ctx.https_addr()),
-            deadline: READY_DEADLINE,
-            problem: format!(
-                "no free port pair after {PORT_ATTEMPTS} attempts; last: {last_problem}"
-            ),
-            log: String::new(),
-        })
-    }
-
-    pub fn http_addr(&self) -> SocketAddr {
-        self.ctx.http_addr()
-    }
-
-    pub fn https_addr(&self) -> SocketAddr {
-        self.ctx.https_addr()
-    }
-
-    /// The master's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn prefix(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn conf_path(&self) -> &Path {
-        &self.conf_path
-    }
-
-    /// The annotation values that were ignored (also printed at start).
-    pub fn warnings(&self) -> &[AnnotationWarning] {
-        &self.warnings
-    }
-
-    /// nginx's error log so far (attach it to any failure).
-    pub fn error_log(&self) -> String {
-        read_log(self.dir.path())
-    }
-
-    /// Re-renders with new Ingresses and/or controller config on the same ports and reloads
-    /// (`SIGHUP`, what the controller does on every Ingress change). Old workers keep their
-    /// connections until `worker_shutdown_timeout`.
-    pub fn reload(
-        &mut self,
-        ingresses: &[Ingress],
-        config: &ControllerConfig,
-    ) -> Result<(), LocalError> {
-        let mut ctx = self.ctx.clone();
-        ctx.config = config.clone();
-        let rendered = render(ingresses, &ctx)?;
-        for w in &rendered.warnings {
-            eprintln!("warning: {w}");
-        }
-        std::fs::write(&self.conf_path, &rendered.conf)
-            .map_err(io_err("write", &self.conf_path))?;
-        config_test(&self.bin, self.dir.path(), &self.conf_path)?;
-        let before = self.error_log().len();
-        signal(self.child.id(), libc::SIGHUP);
-        // The reload is done when the master logs that it started new workers.
-        let start = Instant::now();
-        loop {
-            let log = self.error_log();
-            let new = log.get(before..).unwrap_or_default();
-            if new.contains("start worker process") {
-                break;
-            }
-            if start.elapsed() > READY_DEADLINE {
-                return Err(LocalError::Reload {
-                    problem: format!(
-                        "no new worker within {}ms of SIGHUP",
-                        READY_DEADLINE.as_millis()
-                    ),
-                    log,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.ctx = ctx;
-        self.warnings = rendered.warnings;
-        Ok(())
-    }
-
-    /// Stops nginx: SIGTERM (fast shutdown), then SIGKILL to the whole process group after
-    /// [`STOP_DEADLINE`].
-    pub fn stop(&mut self) {
-        stop_child(&mut self.child);
-    }
-}
-
-fn stop_child(child: &mut Child) {
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    let pid = child.id();
-    signal(pid, libc::SIGTERM);
-    let start = Instant::now();
-    while start.elapsed() < STOP_DEADLINE {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            // Workers leave with the master on SIGTERM; make sure of it.
-            kill_group(pid);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    kill_group(pid);
-    let _ = child.wait();
-}
-
-fn read_log(prefix: &Path) -> String {
-    std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
-}
-
-fn wait_ready(child: &mut Child, addrs: &[SocketAddr]) -> Result<(), String> {
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("nginx exited with {status}"));
-        }
-        if addrs
-            .iter()
-            .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
-        {
-            return Ok(());
-        }
-        if start.elapsed() > READY_DEADLINE {
-            return Err("ports not accepting connections".into());
-        }
-        // Polling a local process: short, bounded by READY_DEADLINE above.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Drop for LocalIngress {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-fn kill_group(pgid: u32) {
-    // SAFETY: as above; the negative pid addresses the process group nginx leads.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), LocalError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_err("chmod", path))
-}
-
-fn write_secret(s: &Secret, dir: &Path) -> Result<((String, String), CertFiles), LocalError> {
-    let name = s.metadata.name.clone().unwrap_or_default();
-    let ns = s
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let problem = |p: &str| LocalError::Secret {
-        name: format!("{ns}/{name}"),
-        problem: p.to_owned(),
-    };
-    if s.type_.as_deref() != Some("kubernetes.io/tls") {
-        return Err(problem("is not of type kubernetes.io/tls"));
-    }
-    let data = s.data.as_ref().ok_or_else(|| problem("has no data"))?;
-    let get = |k: &str| {
-        data.get(k)
-            .map(|b| b.0.clone())
-            .ok_or_else(|| problem(&format!("has no {k}")))
-    };
-    let (crt, key) = (get("tls.crt")?, get("tls.key")?);
-    let files = CertFiles {
-        cert: dir.join(format!("{ns}-{name}.crt")),
-        key: dir.join(format!("{ns}-{name}.key")),
-    };
-    std::fs::write(&files.cert, crt).map_err(io_err("write", &files.cert))?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&files.key)
-            .map_err(io_err("create", &files.key))?;
-        f.write_all(&key).map_err(io_err("write", &files.key))?;
-    }
-    Ok(((ns, name), files))
-}
-
-/// The hard open-file limit, which a root nginx master can raise its workers to.
-fn nofile_hard_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a local struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
-        r.rlim_max
-    } else {
-        1024
-    }
-}
-
-fn free_port() -> Result<u16, LocalError> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(io_err("bind a probe port on", Path::new("127.0.0.1")))?;
-    Ok(l.local_addr()
-        .map_err(io_err("read the address of", Path::new("127.0.0.1")))?
-        .port())
-}
-
-fn base_command(bin: &Path, prefix: &Path, conf: &Path) -> Command {
+/// The nginx command line for a prefix and config (`-e`: without it nginx first opens the
+/// compiled-in /var/log/nginx/error.log).
+pub(crate) fn base_command(bin: &Path, prefix: &Path, conf: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("-p")
         .arg(prefix)
         .arg("-c")
         .arg(conf)
-        // -e: without it nginx first opens the compiled-in /var/log/nginx/error.log.
         .arg("-e")
         .arg(prefix.join("error.log"))
         .stdin(Stdio::null());
     cmd
 }
 
-fn config_test(bin: &Path, prefix: &Path, conf: &Path) -> Result<(), LocalError> {
-    let out = base_command(bin, prefix, conf)
-        .arg("-t")
-        .arg("-q")
-        .output()
-        .map_err(io_err("run", bin))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LocalError::ConfigTest {
-            conf: conf.to_owned(),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
-}
-
-fn spawn(bin: &Path, prefix: &Path, conf: &Path) -> Result<Child, LocalError> {
+/// Starts nginx in the foreground, leading its own process group.
+pub(crate) fn spawn(bin: &Path, prefix: &Path, conf: &Path) -> std::io::Result<Child> {
     let mut cmd = base_command(bin, prefix, conf);
     cmd.args(["-g", "daemon off;"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // Own process group, so that stop() can reach the workers too.
+    // Own process group, so that stopping reaches the workers too.
     cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe. If the test process dies without running Drop
+    // SAFETY: prctl is async-signal-safe. If the owning thread dies without running Drop
     // (killed by a timeout), the kernel sends nginx's master SIGTERM, and the master takes its
     // workers down with it.
     unsafe {
@@ -464,5 +44,76 @@ fn spawn(bin: &Path, prefix: &Path, conf: &Path) -> Result<Child, LocalError> {
             Ok(())
         });
     }
-    cmd.spawn().map_err(io_err("start", bin))
+    cmd.spawn()
+}
+
+pub(crate) fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+fn kill_group(pgid: u32) {
+    // SAFETY: as above; the negative pid addresses the process group nginx leads. The kernel
+    // does not reuse a pid while a process group of that id still has members.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+/// The live (not zombie) processes of process group `pgid`, from `/proc`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the parenthesised command: state, ppid, pgrp.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
+            pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+        })
+        .collect()
+}
+
+/// Stops nginx: SIGTERM to the master (fast shutdown) when it is still running, then SIGKILL
+/// to the whole group after [`STOP_DEADLINE`], even when the master is already gone, so that
+/// orphaned workers die too. Returns once no process of the group is alive.
+pub(crate) fn stop(child: &mut Child) {
+    let pgid = child.id();
+    if matches!(child.try_wait(), Ok(None)) {
+        signal(pgid, libc::SIGTERM);
+        let _ = Wait::new("nginx to exit after SIGTERM", STOP_DEADLINE)
+            .every(Duration::from_millis(10))
+            .until_blocking(|| match child.try_wait() {
+                Ok(None) => Check::Pending("running"),
+                _ => Check::Done(()),
+            });
+    }
+    kill_group(pgid);
+    let _ = child.wait();
+    let _ = Wait::new("nginx's process group to be empty", STOP_DEADLINE)
+        .every(Duration::from_millis(10))
+        .until_blocking(|| {
+            let left = group_members(pgid);
+            if left.is_empty() {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("{left:?}"))
+            }
+        });
+}
+
+/// How a child ended, if it has.
+pub(crate) fn exited(child: &mut Child) -> Option<ExitStatus> {
+    child.try_wait().ok().flatten()
 }

@@ -61,26 +61,70 @@ impl fmt::Display for AnnotationWarning {
     }
 }
 
-/// Effective proxy timeouts of an Ingress's locations, in seconds.
+/// Where an effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The Ingress's own annotation.
+    Annotation,
+    /// The controller ConfigMap.
+    ConfigMap,
+    /// The controller's built-in default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Annotation => "annotation",
+            Self::ConfigMap => "ConfigMap",
+            Self::Default => "controller default",
+        })
+    }
+}
+
+/// One effective timeout, in seconds, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Effective {
+    pub seconds: u64,
+    pub source: Source,
+}
+
+impl fmt::Display for Effective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} s ({})", self.seconds, self.source)
+    }
+}
+
+/// Effective proxy timeouts of an Ingress's locations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyTimeouts {
-    pub connect: u64,
-    pub read: u64,
-    pub send: u64,
+    pub connect: Effective,
+    pub read: Effective,
+    pub send: Effective,
 }
 
 impl ProxyTimeouts {
+    /// The controller's defaults (ConfigMap, else built in) before any annotation.
+    pub fn defaults(config: &ControllerConfig) -> Self {
+        let of = |seconds, key| Effective {
+            seconds,
+            source: config.source_of(key),
+        };
+        Self {
+            connect: of(config.proxy_connect_timeout, "proxy-connect-timeout"),
+            read: of(config.proxy_read_timeout, "proxy-read-timeout"),
+            send: of(config.proxy_send_timeout, "proxy-send-timeout"),
+        }
+    }
+
     /// The timeouts the controller renders for `ingress` given its defaults, and a warning for
     /// each annotation it would ignore.
     pub fn for_ingress(
         ingress: &Ingress,
         config: &ControllerConfig,
     ) -> (Self, Vec<AnnotationWarning>) {
-        let mut timeouts = Self {
-            connect: config.proxy_connect_timeout,
-            read: config.proxy_read_timeout,
-            send: config.proxy_send_timeout,
-        };
+        let mut timeouts = Self::defaults(config);
         let mut warnings = Vec::new();
         let Some(annotations) = ingress.metadata.annotations.as_ref() else {
             return (timeouts, warnings);
@@ -99,13 +143,18 @@ impl ProxyTimeouts {
                 continue;
             };
             match parse_seconds(value) {
-                Ok(secs) => *slot = secs,
+                Ok(seconds) => {
+                    *slot = Effective {
+                        seconds,
+                        source: Source::Annotation,
+                    }
+                }
                 Err(reason) => warnings.push(AnnotationWarning {
                     ingress: id.clone(),
                     annotation: key.to_owned(),
                     value: value.clone(),
                     reason: reason.to_owned(),
-                    fallback: *slot,
+                    fallback: slot.seconds,
                 }),
             }
         }
@@ -139,14 +188,10 @@ mod tests {
     fn documented_ingress_gets_3600_and_no_warning() {
         let d = Documented::shipped().unwrap();
         let (t, w) = ProxyTimeouts::for_ingress(&d.ingress, &ControllerConfig::default());
-        assert_eq!(
-            t,
-            ProxyTimeouts {
-                connect: 5,
-                read: 3600,
-                send: 3600
-            }
-        );
+        let secs = |e: Effective| (e.seconds, e.source);
+        assert_eq!(secs(t.connect), (5, Source::Default));
+        assert_eq!(secs(t.read), (3600, Source::Annotation));
+        assert_eq!(secs(t.send), (3600, Source::Annotation));
         assert!(w.is_empty());
     }
 
@@ -159,8 +204,8 @@ mod tests {
             .unwrap()
             .insert(PROXY_READ_TIMEOUT.into(), "3600s".into());
         let (t, w) = ProxyTimeouts::for_ingress(&ing, &ControllerConfig::default());
-        assert_eq!(t.read, 60);
-        assert_eq!(t.send, 3600);
+        assert_eq!((t.read.seconds, t.read.source), (60, Source::Default));
+        assert_eq!(t.send.seconds, 3600);
         assert_eq!(w.len(), 1);
         let text = w[0].to_string();
         assert!(
@@ -176,18 +221,13 @@ mod tests {
     fn no_annotations_means_controller_defaults() {
         let mut ing = Documented::shipped().unwrap().ingress;
         ing.metadata.annotations = None;
-        let config = ControllerConfig {
-            proxy_read_timeout: 30,
-            ..ControllerConfig::default()
-        };
+        let config = ControllerConfig::default()
+            .with_configmap(&[("proxy-read-timeout".to_owned(), "30".to_owned())].into())
+            .unwrap();
         let (t, _) = ProxyTimeouts::for_ingress(&ing, &config);
-        assert_eq!(
-            t,
-            ProxyTimeouts {
-                connect: 5,
-                read: 30,
-                send: 60
-            }
-        );
+        let secs = |e: Effective| (e.seconds, e.source);
+        assert_eq!(secs(t.connect), (5, Source::Default));
+        assert_eq!(secs(t.read), (30, Source::ConfigMap));
+        assert_eq!(secs(t.send), (60, Source::Default));
     }
 }

@@ -1,6 +1,6 @@
 //! ingress-nginx controller defaults (v1.15.1) and their ConfigMap overrides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The controller settings the suite renders; defaults from `internal/ingress/controller/config`.
@@ -15,6 +15,8 @@ pub struct ControllerConfig {
     pub ssl_redirect: bool,
     /// Client keepalive (`keep-alive`), seconds.
     pub keep_alive: u64,
+    /// The ConfigMap keys that set the values above (the others are controller defaults).
+    pub from_configmap: BTreeSet<String>,
 }
 
 impl Default for ControllerConfig {
@@ -26,6 +28,7 @@ impl Default for ControllerConfig {
             worker_shutdown_timeout: Duration::from_secs(240),
             ssl_redirect: true,
             keep_alive: 75,
+            from_configmap: BTreeSet::new(),
         }
     }
 }
@@ -70,10 +73,20 @@ impl ControllerConfig {
                         _ => return Err(err("use \"true\" or \"false\"".into())),
                     }
                 }
-                _ => {}
+                _ => continue,
             }
+            self.from_configmap.insert(key.clone());
         }
         Ok(self)
+    }
+
+    /// Where a proxy timeout default comes from: the ConfigMap key, or the controller.
+    pub fn source_of(&self, key: &str) -> crate::Source {
+        if self.from_configmap.contains(key) {
+            crate::Source::ConfigMap
+        } else {
+            crate::Source::Default
+        }
     }
 }
 
@@ -120,6 +133,12 @@ mod tests {
         let c = ControllerConfig::default().with_configmap(&data).unwrap();
         assert_eq!(c.proxy_read_timeout, 120);
         assert_eq!(c.worker_shutdown_timeout, Duration::from_secs(2));
+        assert_eq!(c.source_of("proxy-read-timeout"), crate::Source::ConfigMap);
+        assert_eq!(c.source_of("proxy-send-timeout"), crate::Source::Default);
+        assert!(
+            !c.from_configmap.contains("use-gzip"),
+            "unknown keys change nothing"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ mod tls;
 mod variants;
 
 pub use annotations::{
-    AnnotationWarning, PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT,
-    ProxyTimeouts, TIMEOUT_ANNOTATIONS, parse_seconds,
+    AnnotationWarning, Effective, PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT,
+    ProxyTimeouts, Source, TIMEOUT_ANNOTATIONS, parse_seconds,
 };
 pub use controller::{ControllerConfig, ControllerConfigError};
 pub use load::{Documented, ManifestError, Object, load_documents};

@@ -144,13 +144,13 @@ pub fn run(plan: &Plan, opts: &Options) -> anyhow::Result<()> {
             eprintln!("[{:>2}/{total}] {title}: skipped", i + 1);
             continue;
         }
-        if step.arms_teardown {
-            guard.armed = true;
-            reached_cluster = true;
-        }
         eprintln!("[{:>2}/{total}] {title}", i + 1);
         let start = Instant::now();
-        for action in &step.actions {
+        for (a, action) in step.actions.iter().enumerate() {
+            if step.arms_teardown == Some(a) {
+                guard.armed = true;
+                reached_cluster = true;
+            }
             for line in action.lines() {
                 eprintln!("  {line}");
             }

@@ -106,8 +106,9 @@ impl StepId {
 pub struct Step {
     pub id: StepId,
     pub actions: Vec<Action>,
-    /// From this step on, something exists that teardown must remove, even after a panic.
-    pub arms_teardown: bool,
+    /// Before the action at this index runs, teardown is armed: from then on something may
+    /// exist that teardown must remove, even after a panic.
+    pub arms_teardown: Option<usize>,
 }
 
 /// What the plan is made from besides the flags.
@@ -244,6 +245,16 @@ impl Plan {
         ));
         out
     }
+}
+
+/// This machine's platform as Docker names it (`linux/amd64`).
+fn docker_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
 }
 
 /// Derived values the steps share.
@@ -422,7 +433,7 @@ impl<'a> Builder<'a> {
         Step {
             id,
             actions,
-            arms_teardown: false,
+            arms_teardown: None,
         }
     }
 
@@ -488,8 +499,10 @@ impl<'a> Builder<'a> {
         let config = self.work.join("kind-config.yaml");
         Ok(Step {
             id: StepId::Cluster,
+            // Teardown deletes the cluster by name: armed only at `kind create`, never over a
+            // cluster that was already there.
+            arms_teardown: Some(2),
             actions: vec![
-                // Teardown deletes the cluster by name: never arm it over someone else's cluster.
                 Action::Expect {
                     cmd: self.kind().args(["get", "clusters"]),
                     line: name.clone(),
@@ -521,7 +534,6 @@ impl<'a> Builder<'a> {
                         .arg(format!("{}s", self.inputs.deadlines.kind_wait.as_secs())),
                 ),
             ],
-            arms_teardown: true,
         })
     }
 
@@ -574,8 +586,10 @@ impl<'a> Builder<'a> {
                     direct: self
                         .kind()
                         .args(["load", "docker-image", image, "--name", name]),
+                    // One platform only: an index naming other platforms' (absent) content is
+                    // what fails to import (kind#3795, containerd#12908).
                     save: Cmd::new(&self.tools().docker)
-                        .args(["save", "--output"])
+                        .args(["save", "--platform", &docker_platform(), "--output"])
                         .arg(&archive)
                         .arg(image),
                     archive: self
@@ -641,7 +655,7 @@ impl<'a> Builder<'a> {
             id: StepId::Manifests,
             actions,
             // On an existing cluster, from here on the suite owns objects there.
-            arms_teardown: self.mode == Mode::Existing,
+            arms_teardown: (self.mode == Mode::Existing).then_some(0),
         }
     }
 
@@ -991,11 +1005,11 @@ mod tests {
         ]);
         want.push("teardown: kind delete cluster --name".into());
         assert_eq!(signatures(&p), want);
-        // The cluster step arms teardown (before `kind create`), nothing earlier does.
+        // The cluster step arms teardown right before `kind create`, nothing earlier does.
         let armed: Vec<StepId> = p
             .steps
             .iter()
-            .filter(|s| s.arms_teardown)
+            .filter(|s| s.arms_teardown.is_some())
             .map(|s| s.id)
             .collect();
         assert_eq!(armed, [StepId::Cluster]);
@@ -1079,7 +1093,7 @@ mod tests {
             &p,
             "teardown: note keep the reused cluster wsgate; delete nothing"
         ));
-        assert!(p.steps.iter().all(|s| !s.arms_teardown));
+        assert!(p.steps.iter().all(|s| s.arms_teardown.is_none()));
     }
 
     #[test]
@@ -1129,7 +1143,7 @@ mod tests {
         assert_eq!(
             p.steps
                 .iter()
-                .filter(|s| s.arms_teardown)
+                .filter(|s| s.arms_teardown.is_some())
                 .map(|s| s.id)
                 .collect::<Vec<_>>(),
             [StepId::Manifests]
