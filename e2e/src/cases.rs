@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use wsgate_manifests::Variant;
-use wsgate_probe::{HoldOutcome, Message, Scheme, Session, Traffic};
+use wsgate_probe::{HoldOutcome, Message, Scheme, Session, Traffic, chain};
 
-use crate::{Expect, Row, Target};
+use crate::{Expect, Observed, Row, Target};
 
 /// The default proxy timeout (controller `proxy-read-timeout`), for expectations.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -22,19 +22,34 @@ pub async fn open(target: &Target, scheme: Scheme, variant: &Variant) -> Session
     let mut s = match probe.connect().await {
         Ok(s) => s,
         Err(e) => panic!(
-            "connect to {} failed: {e}\n{}",
+            "connect to {} failed: {}\n{}",
             probe.endpoint().url(),
+            chain(&e),
             target.diagnostics()
         ),
     };
     if let Err(e) = s.echo(Message::text("hello")).await {
         panic!(
-            "first echo on {} failed: {e}\n{}",
+            "first echo on {} failed: {}\n{}",
             probe.endpoint().url(),
+            chain(&e),
             target.diagnostics()
         );
     }
     s
+}
+
+/// A row for `case` on `target`'s tier, with the variant as its Ingress.
+pub fn row(
+    target: &Target,
+    case: &str,
+    scheme: Scheme,
+    variant: &Variant,
+) -> wsgate_report::RowBuilder {
+    Row::builder(case)
+        .tier(target.tier())
+        .ingress(format!("{} ({})", variant.name, variant.describe))
+        .scheme(scheme)
 }
 
 /// Holds an idle connection for `idle` and asserts `expect`, recording a report row.
@@ -48,47 +63,43 @@ pub async fn idle_case(
 ) -> HoldOutcome {
     let mut s = open(target, scheme, variant).await;
     let outcome = s.hold_idle(idle).await;
-    let row = Row::hold(
-        case,
-        target.tier(),
-        &format!("{} ({})", variant.name, variant.describe),
-        scheme,
-        format!("idle {} s", idle.as_secs_f64()),
-        &expect,
-        &outcome,
-    );
-    row.assert(&target.diagnostics());
+    row(target, case, scheme, variant)
+        .client(format!("idle {} s", idle.as_secs_f64()))
+        .judge(expect, Observed::Hold(outcome.clone()))
+        .assert(&target.diagnostics());
     outcome
 }
 
-/// Keeps `traffic` flowing every `every` for `total` and asserts `expect`, recording a row.
-#[allow(clippy::too_many_arguments)]
+/// How a traffic case keeps a connection busy.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub traffic: Traffic,
+    pub every: Duration,
+    pub total: Duration,
+}
+
+/// Keeps traffic flowing at `pace` and asserts `expect`, recording a row.
 pub async fn traffic_case(
     target: &Target,
     case: &str,
     scheme: Scheme,
     variant: &Variant,
-    total: Duration,
-    every: Duration,
-    traffic: Traffic,
+    pace: Pace,
     expect: Expect,
 ) -> HoldOutcome {
     let mut s = open(target, scheme, variant).await;
-    let outcome = s.hold_with_traffic(total, every, traffic).await;
-    let row = Row::hold(
-        case,
-        target.tier(),
-        &format!("{} ({})", variant.name, variant.describe),
-        scheme,
-        format!(
-            "{traffic} every {} s for {} s",
-            every.as_secs_f64(),
-            total.as_secs_f64()
-        ),
-        &expect,
-        &outcome,
-    );
-    row.assert(&target.diagnostics());
+    let outcome = s
+        .hold_with_traffic(pace.total, pace.every, pace.traffic)
+        .await;
+    row(target, case, scheme, variant)
+        .client(format!(
+            "{} every {} s for {} s",
+            pace.traffic,
+            pace.every.as_secs_f64(),
+            pace.total.as_secs_f64()
+        ))
+        .judge(expect, Observed::Hold(outcome.clone()))
+        .assert(&target.diagnostics());
     outcome
 }
 

@@ -23,8 +23,8 @@ pub const ENV_NAMESPACE: &str = "WSGATE_NAMESPACE";
 pub const ENV_PHASE: &str = "WSGATE_PHASE";
 /// For `cluster`: what report rows name as their tier (`kind`, or an existing cluster's context).
 pub const ENV_TIER: &str = "WSGATE_TIER";
-/// Directory each test writes its report rows into (set by `cargo xtask`), one JSON file per row.
-pub const ENV_REPORT_DIR: &str = "WSGATE_REPORT_DIR";
+/// Directory each test writes its report rows into (set by `cargo xtask`).
+pub use wsgate_report::ENV_REPORT_DIR;
 
 /// Before or after the document's TLS step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,9 +88,4 @@ pub fn tier_label() -> String {
         .ok()
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "cluster".into())
-}
-
-/// The suite's report directory, when xtask set one.
-pub fn report_dir() -> Option<PathBuf> {
-    std::env::var_os(ENV_REPORT_DIR).map(PathBuf::from)
 }

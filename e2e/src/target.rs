@@ -32,13 +32,13 @@ pub enum TargetError {
         wanted: &'static str,
         actual: String,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] wsgate_manifests::ManifestError),
-    #[error("{0}")]
+    #[error(transparent)]
     Echo(#[from] wsgate_echo::EchoError),
-    #[error("{0}")]
+    #[error(transparent)]
     Local(#[from] wsgate_local::LocalError),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] wsgate_tls::TlsError),
 }
 

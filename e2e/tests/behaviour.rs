@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use wsgate_e2e::cases::{idle_case, open, traffic_case};
+use wsgate_e2e::cases::{Pace, idle_case, open, traffic_case};
 use wsgate_e2e::target::LocalOptions;
-use wsgate_e2e::{Expect, Phase, Row, Target};
+use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
 use wsgate_echo::Mode;
 use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
 use wsgate_manifests::{
@@ -31,7 +31,7 @@ async fn local(variants: Vec<Variant>, config: ControllerConfig) -> Target {
     options.config = config;
     Target::local(options)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)))
 }
 
 /// A local target whose backend never reads after the handshake, and a connection to `v`.
@@ -42,25 +42,13 @@ async fn with_stalled_backend(v: Variant, config: ControllerConfig) -> (Target, 
     options.echo.mode = Mode::Stall;
     let t = Target::local(options)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)));
     let s = t
         .probe(Scheme::Ws, &v)
         .connect()
         .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", t.diagnostics()));
+        .unwrap_or_else(|e| panic!("{}\n{}", wsgate_probe::chain(&e), t.diagnostics()));
     (t, s)
-}
-
-/// A variant with both timeouts set.
-fn timeouts(label: &str, read: &str, send: &str) -> Variant {
-    Variant::derived(
-        label,
-        &format!("read {read} / send {send}"),
-        &[
-            (PROXY_READ_TIMEOUT, Some(read)),
-            (PROXY_SEND_TIMEOUT, Some(send)),
-        ],
-    )
 }
 
 #[tokio::test]
@@ -72,9 +60,11 @@ async fn client_pings_keep_a_connection_alive_without_annotations() {
         "client_pings_keep_a_connection_alive_without_annotations",
         Scheme::Ws,
         &v,
-        Duration::from_secs(6),
-        Duration::from_secs(1),
-        Traffic::Ping,
+        Pace {
+            traffic: Traffic::Ping,
+            every: Duration::from_secs(1),
+            total: Duration::from_secs(6),
+        },
         Expect::Survive,
     )
     .await;
@@ -98,16 +88,16 @@ async fn stopping_the_pings_lets_the_connection_be_cut_on_time() {
         t.diagnostics()
     );
     let outcome = s.hold_idle(Duration::from_secs(5)).await;
-    Row::hold(
-        "stopping_the_pings_lets_the_connection_be_cut_on_time",
-        t.tier(),
-        "ws-no-annotations (ConfigMap read/send 2)",
-        Scheme::Ws,
-        "ping every 1 s for 4 s, then idle",
-        &Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
-        &outcome,
-    )
-    .assert(&t.diagnostics());
+    Row::builder("stopping_the_pings_lets_the_connection_be_cut_on_time")
+        .tier(t.tier())
+        .ingress("ws-no-annotations (ConfigMap read/send 2)")
+        .scheme(Scheme::Ws)
+        .client("ping every 1 s for 4 s, then idle")
+        .judge(
+            Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
+            Observed::Hold(outcome),
+        )
+        .assert(&t.diagnostics());
 }
 
 #[tokio::test]
@@ -121,16 +111,13 @@ async fn traffic_in_one_direction_only_keeps_the_connection_alive() {
             Traffic::SendOnly,
         )
         .await;
-    Row::hold(
-        "traffic_in_one_direction_only_keeps_the_connection_alive",
-        t.tier(),
-        "ws-no-annotations (ConfigMap read/send 2), backend never answers",
-        Scheme::Ws,
-        "text every 1 s for 6 s, nothing back",
-        &Expect::Survive,
-        &outcome,
-    )
-    .assert(&t.diagnostics());
+    Row::builder("traffic_in_one_direction_only_keeps_the_connection_alive")
+        .tier(t.tier())
+        .ingress("ws-no-annotations (ConfigMap read/send 2), backend never answers")
+        .scheme(Scheme::Ws)
+        .client("text every 1 s for 6 s, nothing back")
+        .judge(Expect::Survive, Observed::Hold(outcome))
+        .assert(&t.diagnostics());
 }
 
 /// A local ingress with the documented Ingress and the given `worker-shutdown-timeout`, a
@@ -171,16 +158,16 @@ async fn reload_keeps_open_websockets_until_worker_shutdown_timeout() {
         Some(how) => HoldOutcome::Closed { after, how },
         None => HoldOutcome::Survived { held: after },
     };
-    Row::hold(
-        "reload_keeps_open_websockets_until_worker_shutdown_timeout",
-        t.tier(),
-        "ws (worker-shutdown-timeout 2s)",
-        Scheme::Ws,
-        "nginx reload, then idle (time from the reload)",
-        &Expect::cut_at(Duration::from_secs(2), HALF_SECOND, Duration::from_secs(1)),
-        &outcome,
-    )
-    .assert(&t.diagnostics());
+    Row::builder("reload_keeps_open_websockets_until_worker_shutdown_timeout")
+        .tier(t.tier())
+        .ingress("ws (worker-shutdown-timeout 2s)")
+        .scheme(Scheme::Ws)
+        .client("nginx reload, then idle (time from the reload)")
+        .judge(
+            Expect::cut_at(Duration::from_secs(2), HALF_SECOND, Duration::from_secs(1)),
+            Observed::Hold(outcome),
+        )
+        .assert(&t.diagnostics());
     // A connection made after the reload works, on the new configuration too.
     let mut fresh = open(&t, Scheme::Ws, &v).await;
     fresh.echo(Message::text("new worker")).await.unwrap();
@@ -198,7 +185,7 @@ async fn an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress() {
     let inner = local(vec![Variant::documented()], ControllerConfig::default()).await;
     let inner_nginx = inner.local_ingress().expect("local target");
     let documented = Documented::shipped().unwrap();
-    let mut lb = timeouts("lb", "2", "2").ingress(&documented.ingress);
+    let mut lb = Variant::with_timeouts("lb", "2", "2").ingress(&documented.ingress);
     lb.spec.as_mut().unwrap().rules.as_mut().unwrap()[0].host =
         Some(wsgate_manifests::DOCUMENTED_HOST.into());
     let outer = LocalIngress::start(&LocalIngressSpec {
@@ -232,17 +219,20 @@ async fn an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress() {
         (true, true) => "both",
         (false, false) => "unknown",
     };
-    let mut row = Row::hold(
-        "an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress",
-        "local",
-        "ws (3600) behind a proxy with a 2 s idle timeout",
-        Scheme::Ws,
-        "idle 6 s",
-        &Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
-        &outcome,
-    );
-    row.observed = format!("{}; cut by: {layer}", row.observed);
-    row.pass &= layer == "outer proxy (2 s)";
+    let row = Row::builder("an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress")
+        .tier(inner.tier())
+        .ingress("ws (3600) behind a proxy with a 2 s idle timeout")
+        .scheme(Scheme::Ws)
+        .client("idle 6 s")
+        .also(
+            "the outer proxy's log names the cut",
+            layer == "outer proxy (2 s)",
+            format!("cut by: {layer}"),
+        )
+        .judge(
+            Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
+            Observed::Hold(outcome),
+        );
     row.assert(&format!(
         "--- outer ---\n{}\n{}",
         outer.error_log(),
@@ -296,7 +286,7 @@ async fn send_timeout_cuts_when_the_backend_stops_reading() {
     // Read timeout high, send timeout 2 s, a backend that never reads: the client keeps writing
     // until every buffer on the way is full, then nginx's write to the backend times out.
     let (t, mut s) = with_stalled_backend(
-        timeouts("stalled-backend", "3600", "2"),
+        Variant::with_timeouts("stalled-backend", "3600", "2"),
         ControllerConfig::default(),
     )
     .await;
@@ -331,35 +321,35 @@ async fn send_timeout_cuts_when_the_backend_stops_reading() {
             held: start.elapsed(),
         },
     };
-    let cut_by_nginx = matches!(
+    // Time runs from the last send that completed: the proxy's send timer starts when its
+    // own write to the backend blocks, a little after that; 4 s is the 2 s timeout plus that.
+    let cut_in_time = matches!(
         &outcome,
         HoldOutcome::Closed {
             how: CloseKind::NoCloseFrame | CloseKind::Reset,
-            ..
-        }
+            after,
+        } if *after <= Duration::from_secs(4)
     );
-    let mut row = Row::hold(
-        "send_timeout_cuts_when_the_backend_stops_reading",
-        t.tier(),
-        "read 3600 / send 2, backend never reads",
-        Scheme::Ws,
-        "send 256 KiB messages until blocked",
-        &Expect::cut_at(
-            Duration::from_secs(2),
-            Duration::from_millis(1500),
-            Duration::from_secs(2),
-        ),
-        &outcome,
-    );
-    // Time is measured from the last send that completed: the proxy's send timer starts when its
-    // own write to the backend blocks, a little after that, hence the wide early tolerance.
-    row.pass = cut_by_nginx
-        && outcome
-            .closed_after()
-            .is_some_and(|a| a <= Duration::from_secs(4));
     let log = t.local_ingress().expect("local").error_log();
-    row.pass &= log.contains("upstream timed out");
-    row.assert(&t.diagnostics());
+    Row::builder("send_timeout_cuts_when_the_backend_stops_reading")
+        .tier(t.tier())
+        .ingress("read 3600 / send 2, backend never reads")
+        .scheme(Scheme::Ws)
+        .client("send 256 KiB messages until blocked")
+        .also(
+            "nginx logged `upstream timed out`",
+            log.contains("upstream timed out"),
+            if log.contains("upstream timed out") {
+                "nginx: upstream timed out"
+            } else {
+                "no timeout in nginx's log"
+            },
+        )
+        .judge(
+            Expect::holds("cut by nginx (no close frame) within 4 s of the last completed send"),
+            Observed::check(cut_in_time, outcome.to_string()),
+        )
+        .assert(&t.diagnostics());
 }
 
 /// The controller's real default: a reload cuts upgraded connections 240 s later. Too long for
@@ -386,19 +376,19 @@ mod long_reload {
             },
             survived => survived,
         };
-        Row::hold(
-            "long_reload::reload_cuts_open_websockets_after_the_default_240s",
-            t.tier(),
-            "ws (worker-shutdown-timeout 240s, the default)",
-            Scheme::Ws,
-            "nginx reload, then an echo every 10 s (time from the reload)",
-            &Expect::cut_at(
-                Duration::from_secs(240),
-                Duration::from_secs(1),
-                Duration::from_secs(11),
-            ),
-            &outcome,
-        )
-        .assert(&t.diagnostics());
+        Row::builder("long_reload::reload_cuts_open_websockets_after_the_default_240s")
+            .tier(t.tier())
+            .ingress("ws (worker-shutdown-timeout 240s, the default)")
+            .scheme(Scheme::Ws)
+            .client("nginx reload, then an echo every 10 s (time from the reload)")
+            .judge(
+                Expect::cut_at(
+                    Duration::from_secs(240),
+                    Duration::from_secs(1),
+                    Duration::from_secs(11),
+                ),
+                Observed::Hold(outcome),
+            )
+            .assert(&t.diagnostics());
     }
 }

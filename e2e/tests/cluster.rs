@@ -4,10 +4,11 @@
 use std::time::{Duration, Instant};
 
 use wsgate_cluster::{connect, wait_deployment_available, wait_ingress_address, wait_pods_ready};
-use wsgate_e2e::Row;
 use wsgate_e2e::budget::Budget;
 use wsgate_e2e::env::ClusterEnv;
+use wsgate_e2e::{Expect, Observed, Row};
 use wsgate_manifests::{DOCUMENTED_INGRESS, DOCUMENTED_SERVICE};
+use wsgate_probe::chain;
 
 /// The document says the endpoint takes "about 10 seconds"; allow for a cold cluster.
 const ENDPOINT_DEADLINE: Duration = Duration::from_secs(120);
@@ -18,7 +19,7 @@ async fn client() -> (wsgate_cluster::Client, ClusterEnv) {
     let env = ClusterEnv::from_env().unwrap_or_else(|e| panic!("{e}"));
     let client = connect(&env.kubeconfig, env.context.as_deref())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
     (client, env)
 }
 
@@ -44,8 +45,9 @@ async fn documented_deployment_becomes_ready() {
         .await
     }
     .await;
-    let (observed, pass) = match &result {
-        Ok(pods) => (
+    let observed = match &result {
+        Ok(pods) => Observed::check(
+            true,
             format!(
                 "available after {} ms; Running and Ready: {}",
                 start.elapsed().as_millis(),
@@ -54,20 +56,18 @@ async fn documented_deployment_becomes_ready() {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            true,
         ),
-        Err(e) => (e.to_string(), false),
+        Err(e) => Observed::check(false, chain(e)),
     };
-    let row = Row::check(
-        "pod_readiness",
-        &env.tier,
-        &format!("Deployment {DOCUMENTED_SERVICE}"),
-        "wait for Available and pod Ready",
-        "Deployment available, pod Running and Ready",
-        observed,
-        pass,
-    );
-    row.assert("");
+    Row::builder("pod_readiness")
+        .tier(&env.tier)
+        .ingress(format!("Deployment {DOCUMENTED_SERVICE}"))
+        .client("wait for Available and pod Ready")
+        .judge(
+            Expect::holds("Deployment available, pod Running and Ready"),
+            observed,
+        )
+        .assert("");
 }
 
 #[tokio::test]
@@ -82,30 +82,24 @@ async fn documented_ingress_gets_an_endpoint() {
         budget.left(ENDPOINT_DEADLINE),
     )
     .await;
-    let (observed, pass) = match &result {
+    let observed = match &result {
         Ok(addr) => {
-            let jsonpath = addr.documented_jsonpath_output();
-            let note = if jsonpath.is_empty() {
+            let note = if addr.documented_jsonpath_output().is_empty() {
                 " (the document's `{.status.loadBalancer.ingress[0].ip}` prints nothing here)"
-                    .to_owned()
             } else {
-                String::new()
+                ""
             };
-            (
-                format!("{addr} after {} ms{note}", start.elapsed().as_millis()),
+            Observed::check(
                 true,
+                format!("{addr} after {} ms{note}", start.elapsed().as_millis()),
             )
         }
-        Err(e) => (e.to_string(), false),
+        Err(e) => Observed::check(false, chain(e)),
     };
-    let row = Row::check(
-        "endpoint_assignment",
-        &env.tier,
-        "ws (documented)",
-        "read status.loadBalancer.ingress[0]",
-        "an ip or a hostname",
-        observed,
-        pass,
-    );
-    row.assert("");
+    Row::builder("endpoint_assignment")
+        .tier(&env.tier)
+        .ingress("ws (documented)")
+        .client("read status.loadBalancer.ingress[0]")
+        .judge(Expect::holds("an ip or a hostname"), observed)
+        .assert("");
 }

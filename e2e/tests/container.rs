@@ -22,7 +22,7 @@ fn image() -> wsgate_image::Image {
     match wsgate_image::ensure_image(root) {
         Ok(image) => image,
         // Fail, never skip: a missing Docker must be seen.
-        Err(e) => panic!("{e}"),
+        Err(e) => panic!("{}", wsgate_probe::chain(&e)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use wsgate_e2e::budget::Budget;
 use wsgate_e2e::env::ClusterEnv;
-use wsgate_e2e::{Phase, Row, Target};
+use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
 use wsgate_manifests::{DOCUMENTED_SERVICE, Variant};
 use wsgate_probe::{HoldOutcome, Message, Scheme};
 use wsgate_wait::{Check, Wait};
@@ -23,11 +23,11 @@ async fn deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds() {
     let budget = Budget::cluster_test();
     let target = Target::for_phase(Phase::Tls)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let env = ClusterEnv::from_env().unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)));
+    let env = ClusterEnv::from_env().unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)));
     let client = wsgate_cluster::connect(&env.kubeconfig, env.context.as_deref())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)));
     let v = Variant::documented();
     let probe = target.probe(Scheme::Wss, &v);
     let mut s = probe.connect().await.unwrap();
@@ -71,24 +71,28 @@ async fn deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds() {
         Ok::<_, String>(start.elapsed())
     }
     .await;
-    let pass = outcome.closed_after().is_some() && recovered.is_ok();
-    Row::check(
-        "deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds",
-        target.tier(),
-        "ws (documented, TLS)",
-        &format!(
+    Row::builder("deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds")
+        .tier(target.tier())
+        .ingress("ws (documented, TLS)")
+        .scheme(Scheme::Wss)
+        .client(format!(
             "delete pod(s) {} under an open wss connection",
             pods.join(", ")
-        ),
-        "closed promptly; a new connection works once Ready",
-        format!(
-            "{outcome}; new connection: {}",
+        ))
+        .also(
+            "a new connection echoes once Ready",
+            recovered.is_ok(),
             match &recovered {
-                Ok(d) => format!("echoed {} ms after Ready", d.as_millis()),
-                Err(e) => format!("failed: {e}"),
-            }
-        ),
-        pass,
-    )
-    .assert("");
+                Ok(d) => format!("new connection echoed {} ms after Ready", d.as_millis()),
+                Err(e) => format!("new connection failed: {e}"),
+            },
+        )
+        .judge(
+            Expect::holds(format!(
+                "closed within {} s of the deletion",
+                CLOSE_DEADLINE.as_secs()
+            )),
+            Observed::check(outcome.closed_after().is_some(), outcome.to_string()),
+        )
+        .assert("");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wsgate_e2e::cases::{idle, idle_case, open, traffic_case};
+use wsgate_e2e::cases::{Pace, idle, idle_case, open, traffic_case};
 use wsgate_e2e::{Expect, Phase, Target};
 use wsgate_manifests::Variant;
 use wsgate_probe::{Message, Scheme, Traffic};
@@ -10,7 +10,7 @@ use wsgate_probe::{Message, Scheme, Traffic};
 async fn target() -> Target {
     match Target::for_phase(Phase::Plain).await {
         Ok(t) => t,
-        Err(e) => panic!("cannot set up the target: {e}"),
+        Err(e) => panic!("cannot set up the target: {}", wsgate_probe::chain(&e)),
     }
 }
 
@@ -98,9 +98,11 @@ async fn ws_a_message_every_second_outlives_the_read_timeout() {
         "ws_a_message_every_second_outlives_the_read_timeout",
         Scheme::Ws,
         &Variant::short(3),
-        Duration::from_secs(8),
-        Duration::from_secs(1),
-        Traffic::Echo,
+        Pace {
+            traffic: Traffic::Echo,
+            every: Duration::from_secs(1),
+            total: Duration::from_secs(8),
+        },
         Expect::Survive,
     )
     .await;
@@ -149,9 +151,11 @@ mod long_idle {
             "long_idle::ws_client_pings_keep_a_connection_past_the_default_timeout",
             Scheme::Ws,
             &Variant::without_annotations(),
-            Duration::from_secs(75),
-            Duration::from_secs(20),
-            Traffic::Ping,
+            Pace {
+                traffic: Traffic::Ping,
+                every: Duration::from_secs(20),
+                total: Duration::from_secs(75),
+            },
             Expect::Survive,
         )
         .await;

@@ -14,6 +14,34 @@ use std::path::PathBuf;
 pub use flags::Cli;
 use flags::Command;
 
+/// The variables `cargo run` sets for xtask itself (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, ...).
+/// A cargo started with them in its environment rebuilds crates that read them, so the
+/// commands xtask runs would not do what the same lines do when pasted into a shell.
+pub fn cargo_run_vars() -> impl Iterator<Item = std::ffi::OsString> {
+    std::env::vars_os().map(|(k, _)| k).filter(|k| {
+        let k = k.to_string_lossy();
+        k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+            )
+    })
+}
+
+/// Removes [`cargo_run_vars`] from this process's environment. Call it first thing in `main`,
+/// while no other thread runs.
+pub fn forget_cargo_run_env() {
+    for k in cargo_run_vars().collect::<Vec<_>>() {
+        // SAFETY: called at the start of main, before any thread is spawned.
+        unsafe { std::env::remove_var(k) };
+    }
+}
+
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -9,9 +9,8 @@ use crate::flags::E2eArgs;
 use crate::report;
 
 /// The local tier's selection: every e2e binary but the cluster-only ones and the container
-/// tier's (which needs Docker, not nginx).
-pub const LOCAL_FILTER: &str =
-    "package(wsgate-e2e) and not (binary(cluster) | binary(faults) | binary(container))";
+/// tier's (which needs Docker, not nginx), and the echo server's bad-input rows.
+pub const LOCAL_FILTER: &str = "(package(wsgate-e2e) and not (binary(cluster) | binary(faults) | binary(container))) | binary_id(wsgate-echo::bad_input)";
 
 /// The local run's actions: reset the rows, run the tests.
 pub fn actions(root: &Path, profile: &str) -> Vec<Action> {
@@ -27,7 +26,7 @@ pub fn actions(root: &Path, profile: &str) -> Vec<Action> {
                 &std::env::var_os("PATH").unwrap_or_default(),
             ),
             manifest_path: root.join("Cargo.toml"),
-            package: "wsgate-e2e".into(),
+            packages: Vec::new(),
             profile: profile.into(),
             filterset: LOCAL_FILTER.into(),
             // The profile's default filter stays: the default profile leaves out the 240 s case.
@@ -79,8 +78,7 @@ pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
         }
     }
     let timings = vec![("e2e tests (local tier)".to_owned(), start.elapsed())];
-    let rows = wsgate_e2e::report::read_rows(&rows_dir(root));
-    report::write(&report_dir(root), &rows, &timings, &[])?;
+    report::write(&report_dir(root), &rows_dir(root), &timings, &[])?;
     match failed {
         Some(e) => Err(anyhow::Error::from(e)
             .context("e2e tests failed; the table above shows the idle cases")),

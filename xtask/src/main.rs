@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
+    xtask::forget_cargo_run_env();
     let cli = xtask::Cli::parse();
     xtask::run(cli)
 }

@@ -291,18 +291,6 @@ pub fn run_tests(args: &TestArgs, root: &Path) -> anyhow::Result<()> {
     }
     let search = std::env::var_os("PATH").unwrap_or_default();
     let cargo = which("cargo", &search);
-    // The kind plan's selection tests list the e2e package alone: build it alone now, so that
-    // those tests do not compile while timing tests run.
-    run(&Cmd::new(&cargo)
-        .args([
-            "test",
-            "--no-run",
-            "--quiet",
-            "--package",
-            "wsgate-e2e",
-            "--manifest-path",
-        ])
-        .arg(root.join("Cargo.toml")))?;
     let nextest = Cmd::new(&cargo)
         .args(["nextest", "run", "--workspace", "--manifest-path"])
         .arg(root.join("Cargo.toml"))

@@ -6,36 +6,50 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use wsgate_e2e::Phase;
-use xtask::action::{Action, Nextest, NextestMode};
+use xtask::action::{Action, Listed, Nextest, NextestMode, listed};
 use xtask::flags::{Cli, Command};
-use xtask::kind::exec::listed_tests;
 use xtask::kind::plan::{Plan, StepId};
 
 fn root() -> PathBuf {
     xtask::workspace_root()
 }
 
-/// `(binary::test, selected)` for every e2e test, as `cargo nextest list` reports them.
-fn list(n: &Nextest) -> Vec<(String, bool)> {
-    let out = n
-        .cmd(NextestMode::List)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    listed_tests(&out).unwrap()
-}
-
-fn binary(test: &str) -> &str {
-    test.split("::").next().unwrap()
-}
-
-/// Asserts that exactly the tests of `binaries` are selected (minus those `except` names).
-fn selects_exactly(listed: &[(String, bool)], binaries: &[&str], except: &[&str], what: &str) {
-    let selected: Vec<&String> = listed.iter().filter(|(_, s)| *s).map(|(t, _)| t).collect();
-    assert!(!selected.is_empty(), "{what} selects no test");
-    for (test, sel) in listed {
-        let want = binaries.contains(&binary(test)) && !except.iter().any(|e| test.contains(e));
-        assert_eq!(*sel, want, "{what}: {test} selected={sel}, expected {want}");
+/// Every workspace test, as `cargo nextest list` with the step's own arguments reports it.
+fn list(n: &Nextest) -> Vec<Listed> {
+    // The test harness's own CARGO_PKG_* variables would make cargo rebuild; a person's shell
+    // (and xtask, which drops them at start) has none.
+    let mut cmd = n.cmd(NextestMode::List).command();
+    for k in xtask::cargo_run_vars() {
+        cmd.env_remove(k);
     }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    listed(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// Asserts that exactly the tests of `binaries` (binary ids) are selected, minus those whose
+/// name contains one of `except`.
+fn selects_exactly(listed: &[Listed], binaries: &[&str], except: &[&str], what: &str) {
+    assert!(listed.iter().any(|t| t.selected), "{what} selects no test");
+    for t in listed {
+        let want =
+            binaries.contains(&t.binary_id.as_str()) && !except.iter().any(|e| t.name.contains(e));
+        assert_eq!(
+            t.selected, want,
+            "{what}: {} {} selected={}, expected {want}",
+            t.binary_id, t.name, t.selected
+        );
+    }
+}
+
+fn has(listed: &[Listed], binary_id: &str, name: &str) -> bool {
+    listed
+        .iter()
+        .any(|t| t.binary_id == binary_id && t.name == name && t.selected)
 }
 
 fn kind_plan(profile: &str, flags: &[&str]) -> Plan {
@@ -54,24 +68,36 @@ fn check_kind_plan(profile: &str) {
         let listed = list(n);
         match step {
             StepId::Tests(Phase::Plain) => {
-                selects_exactly(&listed, &["cluster", "plain"], &[], "phase 1");
-                for t in [
-                    "cluster::documented_deployment_becomes_ready",
-                    "cluster::documented_ingress_gets_an_endpoint",
-                    "plain::ws_echoes_text_and_binary_unchanged",
-                    "plain::long_idle::ws_idle_connection_is_cut_at_default_read_timeout",
+                selects_exactly(
+                    &listed,
+                    &["wsgate-e2e::cluster", "wsgate-e2e::plain"],
+                    &[],
+                    "phase 1",
+                );
+                for (b, t) in [
+                    ("cluster", "documented_deployment_becomes_ready"),
+                    ("cluster", "documented_ingress_gets_an_endpoint"),
+                    ("plain", "ws_echoes_text_and_binary_unchanged"),
+                    (
+                        "plain",
+                        "long_idle::ws_idle_connection_is_cut_at_default_read_timeout",
+                    ),
                 ] {
-                    assert!(listed.contains(&(t.into(), true)), "phase 1 misses {t}");
+                    assert!(
+                        has(&listed, &format!("wsgate-e2e::{b}"), t),
+                        "phase 1 misses {b} {t}"
+                    );
                 }
             }
             StepId::Tests(Phase::Tls) => {
-                selects_exactly(&listed, &["tls"], &[], "phase 2");
-                assert!(
-                    listed
-                        .contains(&("tls::wss_echoes_with_the_certificate_verified".into(), true))
-                );
+                selects_exactly(&listed, &["wsgate-e2e::tls"], &[], "phase 2");
+                assert!(has(
+                    &listed,
+                    "wsgate-e2e::tls",
+                    "wss_echoes_with_the_certificate_verified"
+                ));
             }
-            StepId::Faults => selects_exactly(&listed, &["faults"], &[], "faults"),
+            StepId::Faults => selects_exactly(&listed, &["wsgate-e2e::faults"], &[], "faults"),
             other => panic!("unexpected nextest step {other:?}"),
         }
     }
@@ -111,7 +137,15 @@ fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
         let listed = list(n);
         selects_exactly(
             &listed,
-            &["plain", "tls", "behaviour", "harness", "wsgate_e2e"],
+            &[
+                "wsgate-e2e::plain",
+                "wsgate-e2e::tls",
+                "wsgate-e2e::behaviour",
+                "wsgate-e2e::cleanup",
+                "wsgate-e2e::load",
+                "wsgate-e2e",
+                "wsgate-echo::bad_input",
+            ],
             except,
             &format!("--local ({profile})"),
         );

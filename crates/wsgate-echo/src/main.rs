@@ -1,7 +1,7 @@
 //! `wsgate-echo`: the echo server binary; flags and environment in, [`wsgate_echo::run`] out.
 
 use clap::Parser;
-use wsgate_echo::{EchoConfig, Mode};
+use wsgate_echo::{EchoConfig, Heartbeat, HeartbeatKind, Mode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,6 +21,12 @@ struct Args {
     /// `echo` (default) or `stall` (never reads after the handshake; for send-timeout tests).
     #[arg(long, env = "ECHO_MODE", default_value = "echo")]
     mode: Mode,
+    /// Send a ping frame to every client every this many seconds (heartbeat experiments).
+    #[arg(long, env = "PING_EVERY", conflicts_with = "push_every")]
+    ping_every: Option<f64>,
+    /// Send a text message to every client every this many seconds.
+    #[arg(long, env = "PUSH_EVERY")]
+    push_every: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,9 +39,26 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args = Args::parse();
+    let heartbeat = match (args.ping_every, args.push_every) {
+        (Some(s), _) => Some((s, HeartbeatKind::Ping)),
+        (None, Some(s)) => Some((s, HeartbeatKind::Text)),
+        (None, None) => None,
+    }
+    .map(|(secs, kind)| {
+        anyhow::ensure!(
+            secs.is_finite() && secs > 0.0,
+            "a heartbeat interval must be a positive number of seconds, not {secs}"
+        );
+        Ok(Heartbeat {
+            every: std::time::Duration::from_secs_f64(secs),
+            kind,
+        })
+    })
+    .transpose()?;
     let config = EchoConfig {
         max_message_bytes: args.max_message_bytes,
         mode: args.mode,
+        heartbeat,
         ..EchoConfig::default()
     };
     let addr = std::net::SocketAddr::new(args.bind_addr, args.bind_port);

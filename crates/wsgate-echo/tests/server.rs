@@ -1,5 +1,5 @@
 //! The echo server seen from a client: echo, ping, HTTP, and shutdown with 1001 (bad input is
-//! in `e2e/tests/harness.rs`, as rows of the report).
+//! in `tests/bad_input.rs`, as rows of the report).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -154,4 +154,25 @@ async fn binary_exits_within_2s_of_sigterm_after_sending_1001() {
         "took {:?}",
         start.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_heartbeat_sends_pings_or_text_unasked() {
+    use wsgate_echo::{Heartbeat, HeartbeatKind};
+    for kind in [HeartbeatKind::Ping, HeartbeatKind::Text] {
+        let srv = start(EchoConfig {
+            heartbeat: Some(Heartbeat {
+                every: Duration::from_millis(50),
+                kind,
+            }),
+            ..EchoConfig::default()
+        })
+        .await;
+        let mut ws = client(srv.addr()).await;
+        let got = next(&mut ws).await;
+        match kind {
+            HeartbeatKind::Ping => assert!(matches!(got, Message::Ping(_)), "{got:?}"),
+            HeartbeatKind::Text => assert_eq!(got, Message::text("heartbeat 1")),
+        }
+    }
 }

@@ -20,13 +20,8 @@ pub enum ImageError {
     DockerUnreachable { detail: String },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
-    #[error("cannot {what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] wsgate_fs::PathError),
 }
 
 /// A built image.
@@ -201,11 +196,7 @@ pub fn build_static_binary(root: &Path) -> Result<PathBuf, ImageError> {
 
 /// The sha256 of a file, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
-        what: "read",
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(wsgate_fs::at("read", path))?;
     Ok(Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -242,10 +233,7 @@ pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
     let builder = builder();
     if built {
         let context = root.join("target").join("wsgate").join("image");
-        let io = |what, path: &Path| {
-            let path = path.to_owned();
-            move |source| ImageError::Io { what, path, source }
-        };
+        let io = wsgate_fs::at;
         std::fs::create_dir_all(&context).map_err(io("create", &context))?;
         std::fs::copy(&binary, context.join("wsgate-echo"))
             .map_err(io("copy the binary into", &context))?;

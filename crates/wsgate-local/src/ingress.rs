@@ -2,7 +2,7 @@
 //! prefix (config, logs, keys) that goes away with it.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use wsgate_tls::TlsMaterial;
 use wsgate_wait::{Check, Wait};
 
 use crate::model::{CertFiles, RenderContext, RenderError, Server, ServiceRef};
+use crate::prefix::{free_port, io_err, nofile_hard_limit, set_mode, write_secret};
 use crate::process;
 use crate::render::{Rendered, render};
 
@@ -44,13 +45,8 @@ pub enum LocalError {
     Render(#[from] RenderError),
     #[error("Secret {name:?}: {problem}")]
     Secret { name: String, problem: String },
-    #[error("cannot {what} {}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] wsgate_fs::PathError),
     #[error("cannot make the local ingress's certificates")]
     Tls(#[from] wsgate_tls::TlsError),
     #[error("nginx rejected the rendered configuration {}:\n{output}", conf.display())]
@@ -109,11 +105,6 @@ impl std::fmt::Debug for LocalIngress {
             .field("prefix", &self.dir.path())
             .finish()
     }
-}
-
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LocalError {
-    let path = path.to_owned();
-    move |source| LocalError::Io { what, path, source }
 }
 
 impl LocalIngress {
@@ -324,74 +315,6 @@ fn wait_ready(child: &mut Child, addrs: &[SocketAddr]) -> Result<(), String> {
             }
         })
         .map_err(|e| e.to_string())?
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), LocalError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_err("chmod", path))
-}
-
-fn write_secret(s: &Secret, dir: &Path) -> Result<((String, String), CertFiles), LocalError> {
-    let name = s.metadata.name.clone().unwrap_or_default();
-    let ns = s
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let problem = |p: &str| LocalError::Secret {
-        name: format!("{ns}/{name}"),
-        problem: p.to_owned(),
-    };
-    if s.type_.as_deref() != Some("kubernetes.io/tls") {
-        return Err(problem("is not of type kubernetes.io/tls"));
-    }
-    let data = s.data.as_ref().ok_or_else(|| problem("has no data"))?;
-    let get = |k: &str| {
-        data.get(k)
-            .map(|b| b.0.clone())
-            .ok_or_else(|| problem(&format!("has no {k}")))
-    };
-    let (crt, key) = (get("tls.crt")?, get("tls.key")?);
-    let files = CertFiles {
-        cert: dir.join(format!("{ns}-{name}.crt")),
-        key: dir.join(format!("{ns}-{name}.key")),
-    };
-    std::fs::write(&files.cert, crt).map_err(io_err("write", &files.cert))?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&files.key)
-            .map_err(io_err("create", &files.key))?;
-        f.write_all(&key).map_err(io_err("write", &files.key))?;
-    }
-    Ok(((ns, name), files))
-}
-
-/// The hard open-file limit, which a root nginx master can raise its workers to.
-fn nofile_hard_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a local struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
-        r.rlim_max
-    } else {
-        1024
-    }
-}
-
-fn free_port() -> Result<u16, LocalError> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(io_err("bind a probe port on", Path::new("127.0.0.1")))?;
-    Ok(l.local_addr()
-        .map_err(io_err("read the address of", Path::new("127.0.0.1")))?
-        .port())
 }
 
 fn config_test(bin: &Path, prefix: &Path, conf: &Path) -> Result<(), LocalError> {

@@ -4,6 +4,7 @@
 mod conf;
 mod ingress;
 mod model;
+mod prefix;
 mod process;
 mod render;
 

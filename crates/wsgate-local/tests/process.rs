@@ -18,7 +18,7 @@ fn start() -> LocalIngress {
         )]),
         ..Default::default()
     })
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod annotations;
 mod controller;
+mod documented;
 mod load;
 mod tls;
 mod variants;
@@ -11,7 +12,8 @@ pub use annotations::{
     ProxyTimeouts, Source, TIMEOUT_ANNOTATIONS, parse_seconds,
 };
 pub use controller::{ControllerConfig, ControllerConfigError};
-pub use load::{Documented, ManifestError, Object, load_documents};
+pub use documented::Documented;
+pub use load::{ManifestError, Object, load_documents};
 pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_secret};
 pub use variants::{Variant, derive_ingress};
 

@@ -50,41 +50,34 @@ impl Variant {
         )
     }
 
+    /// Both timeout annotations set, on `<label>.test.example.com`.
+    pub fn with_timeouts(label: &str, read: &str, send: &str) -> Self {
+        Self::derived(
+            label,
+            &format!("read {read} / send {send}"),
+            &[
+                (PROXY_READ_TIMEOUT, Some(read)),
+                (PROXY_SEND_TIMEOUT, Some(send)),
+            ],
+        )
+    }
+
     /// Both timeouts set to `seconds` (a fast time scale for the same behaviour).
     pub fn short(seconds: u64) -> Self {
         let s = seconds.to_string();
-        Self::derived(
-            &format!("short-{seconds}"),
-            &format!("read/send {seconds}"),
-            &[
-                (PROXY_READ_TIMEOUT, Some(&s)),
-                (PROXY_SEND_TIMEOUT, Some(&s)),
-            ],
-        )
+        let mut v = Self::with_timeouts(&format!("short-{seconds}"), &s, &s);
+        v.describe = format!("read/send {seconds}");
+        v
     }
 
     /// Read timeout 3 s, send timeout 3600 s: shows which of the two cuts an idle connection.
     pub fn short_read_only() -> Self {
-        Self::derived(
-            "short-read",
-            "read 3 / send 3600",
-            &[
-                (PROXY_READ_TIMEOUT, Some("3")),
-                (PROXY_SEND_TIMEOUT, Some("3600")),
-            ],
-        )
+        Self::with_timeouts("short-read", "3", "3600")
     }
 
     /// Read timeout 3600 s, send timeout 3 s.
     pub fn short_send_only() -> Self {
-        Self::derived(
-            "short-send",
-            "read 3600 / send 3",
-            &[
-                (PROXY_READ_TIMEOUT, Some("3600")),
-                (PROXY_SEND_TIMEOUT, Some("3")),
-            ],
-        )
+        Self::with_timeouts("short-send", "3600", "3")
     }
 
     /// The Ingress variants the suite deploys on every tier, each on its own host.

@@ -1,8 +1,5 @@
 //! Self-signed certificates for the suite's hosts (the document's `openssl req -x509 … -days 365`).
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
@@ -14,7 +11,7 @@ pub const VALIDITY_DAYS: i64 = 365;
 /// Errors while making or writing TLS material.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot make a certificate for hosts {hosts:?}: {source}")]
+    #[error("cannot make a certificate for hosts {hosts:?}")]
     Generate {
         hosts: Vec<String>,
         #[source]
@@ -22,12 +19,8 @@ pub enum TlsError {
     },
     #[error("a certificate needs at least one host name")]
     NoHosts,
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] wsgate_fs::PathError),
 }
 
 /// A self-signed certificate and its private key.
@@ -106,35 +99,16 @@ impl TlsMaterial {
     pub fn write_to(&self, dir: &Path, stem: &str) -> Result<TlsFiles, TlsError> {
         let cert = dir.join(format!("{stem}.crt"));
         let key = dir.join(format!("{stem}.key"));
-        write_file(&cert, self.cert_pem.as_bytes(), 0o644)?;
-        write_file(&key, self.key_pem.as_bytes(), 0o600)?;
+        wsgate_fs::write_with_mode(&cert, self.cert_pem.as_bytes(), 0o644)?;
+        wsgate_fs::write_private(&key, self.key_pem.as_bytes())?;
         Ok(TlsFiles { cert, key })
     }
-}
-
-/// Creates (or truncates) `path` with `mode` set at creation, so a key is never readable by others,
-/// not even for a moment.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    let err = |source| TlsError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(err)?;
-    // An existing file keeps its old mode through open(); set it explicitly.
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(err)?;
-    f.write_all(contents).map_err(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

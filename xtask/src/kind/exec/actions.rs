@@ -1,191 +1,21 @@
-//! Runs a plan: each action exactly as planned, steps timed, diagnostics on failure, and a
-//! teardown guard so that a failure, Ctrl-C or panic never leaves a cluster behind.
+//! One action of each kind, run exactly as the plan holds it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use wsgate_cluster::Client;
-use wsgate_image::{Image, ImageError};
 use wsgate_probe::{Endpoint, Message, Probe, Trust};
 use wsgate_wait::{Check, Wait};
 
-use super::plan::{Plan, StepId};
-use super::tools::{checksum_message, docker_message, offline_message};
+use super::super::tools::{checksum_message, docker_message, offline_message};
+use super::{Exec, Ran};
 use crate::action::{
     Action, ApiBody, ApiCall, ApiVerb, Cmd, Download, NextestMode, WaitFor, partial,
 };
-use crate::{progress, report};
-
-/// How the executor runs what the plan cannot describe as a command line.
-#[derive(Clone)]
-pub struct Options {
-    /// nextest steps run the tests, or (a rehearsal) only list them.
-    pub nextest: NextestMode,
-    /// Builds the echo image: `wsgate_image::ensure_image`, or a stand-in in a rehearsal.
-    pub build_image: fn(&Path) -> Result<Image, ImageError>,
-    pub root: PathBuf,
-}
-
-impl Options {
-    pub fn real(root: &Path) -> Self {
-        Self {
-            nextest: NextestMode::Run,
-            build_image: wsgate_image::ensure_image,
-            root: root.to_owned(),
-        }
-    }
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-fn install_ctrlc() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Children (kind, nextest) get the same Ctrl-C and stop; the run then tears down.
-        let _ = ctrlc::set_handler(|| {
-            eprintln!("\ninterrupted: stopping after the current action, then tearing down");
-            INTERRUPTED.store(true, Ordering::SeqCst);
-        });
-    });
-}
-
-/// An action failed the step, or only its tests failed (the run goes on to the next step).
-enum Ran {
-    Done,
-    TestsFailed(String),
-}
-
-/// Teardown owned by a guard: once armed, dropping it (early return, panic) runs the teardown
-/// commands. A normal run disarms it and runs teardown as its last step.
-struct TeardownGuard<'a> {
-    actions: &'a [Action],
-    armed: bool,
-}
-
-impl TeardownGuard<'_> {
-    fn fire(&mut self) -> Vec<anyhow::Error> {
-        self.armed = false;
-        self.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Run(cmd) => {
-                    eprintln!("  $ {cmd}");
-                    cmd.run().err().map(anyhow::Error::from)
-                }
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-impl Drop for TeardownGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            eprintln!("tearing down after an early exit");
-            for e in self.fire() {
-                eprintln!("  teardown failed: {e:#}");
-            }
-        }
-    }
-}
-
-struct Exec<'a> {
-    plan: &'a Plan,
-    opts: &'a Options,
-    rt: tokio::runtime::Runtime,
-    client: Option<Client>,
-    notes: Vec<String>,
-}
-
-/// What a run did: printed as the report, and an error when anything failed.
-pub fn run(plan: &Plan, opts: &Options) -> anyhow::Result<()> {
-    install_ctrlc();
-    let mut exec = Exec {
-        plan,
-        opts,
-        rt: tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
-        client: None,
-        notes: plan.notes.clone(),
-    };
-    let teardown = plan
-        .steps
-        .iter()
-        .find(|s| s.id == StepId::Teardown)
-        .map(|s| s.actions.as_slice())
-        .unwrap_or_default();
-    let mut guard = TeardownGuard {
-        actions: teardown,
-        armed: false,
-    };
-    let total = plan.steps.len();
-    let mut timings = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
-    let mut test_failures = Vec::new();
-    // Whether anything exists that teardown must remove (and diagnostics can look at).
-    let mut reached_cluster = false;
-    for (i, step) in plan.steps.iter().enumerate() {
-        let title = step.id.title();
-        if step.id == StepId::Teardown {
-            if !reached_cluster {
-                eprintln!("[{:>2}/{total}] {title}: nothing was created", i + 1);
-                continue;
-            }
-            if failure.is_some() || !test_failures.is_empty() {
-                exec.diagnostics();
-            }
-            guard.armed = false;
-        } else if failure.is_some() || INTERRUPTED.load(Ordering::SeqCst) {
-            eprintln!("[{:>2}/{total}] {title}: skipped", i + 1);
-            continue;
-        }
-        eprintln!("[{:>2}/{total}] {title}", i + 1);
-        let start = Instant::now();
-        for (a, action) in step.actions.iter().enumerate() {
-            if step.arms_teardown == Some(a) {
-                guard.armed = true;
-                reached_cluster = true;
-            }
-            for line in action.lines() {
-                eprintln!("  {line}");
-            }
-            match exec.action(action) {
-                Ok(Ran::Done) => {}
-                Ok(Ran::TestsFailed(why)) => {
-                    eprintln!("  FAILED: {why}");
-                    test_failures.push(format!("step {} `{title}`: {why}", i + 1));
-                }
-                Err(e) => {
-                    eprintln!("  FAILED: {e:#}");
-                    if failure.is_none() {
-                        failure = Some(e.context(format!("step {} `{title}` failed", i + 1)));
-                    }
-                    break;
-                }
-            }
-            if INTERRUPTED.load(Ordering::SeqCst) && step.id != StepId::Teardown {
-                failure.get_or_insert_with(|| anyhow!("interrupted during step `{title}`"));
-                break;
-            }
-        }
-        timings.push((title.to_owned(), start.elapsed()));
-    }
-    drop(guard);
-    let rows = wsgate_e2e::report::read_rows(&plan.rows());
-    report::write(&plan.work, &rows, &timings, &exec.notes)?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    if !test_failures.is_empty() {
-        bail!("tests failed: {}", test_failures.join("; "));
-    }
-    Ok(())
-}
+use crate::progress;
 
 impl Exec<'_> {
     fn client(&mut self) -> anyhow::Result<Client> {
@@ -200,7 +30,7 @@ impl Exec<'_> {
         Ok(client)
     }
 
-    fn diagnostics(&mut self) {
+    pub(super) fn diagnostics(&mut self) {
         eprintln!("on failure: diagnostics");
         for action in &self.plan.on_failure {
             for line in action.lines() {
@@ -217,7 +47,7 @@ impl Exec<'_> {
         }
     }
 
-    fn action(&mut self, action: &Action) -> anyhow::Result<Ran> {
+    pub(super) fn action(&mut self, action: &Action) -> anyhow::Result<Ran> {
         match action {
             Action::Run(cmd) => {
                 if let Some(dir) = cmd.stdout.as_ref().and_then(|p| p.parent()) {
@@ -262,7 +92,10 @@ impl Exec<'_> {
                     },
                     NextestMode::List => match cmd.output() {
                         Ok(json) => {
-                            let selected = count_selected(&json)?;
+                            let selected = crate::action::listed(&json)?
+                                .iter()
+                                .filter(|t| t.selected)
+                                .count();
                             eprintln!("  listed {selected} tests");
                             if selected == 0 {
                                 Ran::TestsFailed("selects no test".into())
@@ -511,50 +344,4 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
         }
     }
     Ok(())
-}
-
-/// How many tests a `cargo nextest list --message-format json` output selects.
-pub fn count_selected(json: &str) -> anyhow::Result<usize> {
-    Ok(selected_tests(json)?.len())
-}
-
-/// The tests (`binary::name`) a `cargo nextest list --message-format json` output selects.
-pub fn selected_tests(json: &str) -> anyhow::Result<Vec<String>> {
-    Ok(listed_tests(json)?
-        .into_iter()
-        .filter(|(_, selected)| *selected)
-        .map(|(name, _)| name)
-        .collect())
-}
-
-/// Every test (`binary::name`) a `cargo nextest list --message-format json` output names, and
-/// whether the filters select it.
-pub fn listed_tests(json: &str) -> anyhow::Result<Vec<(String, bool)>> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).context("reading `cargo nextest list` JSON")?;
-    let suites = v
-        .get("rust-suites")
-        .and_then(|s| s.as_object())
-        .context("`cargo nextest list` JSON has no rust-suites")?;
-    let mut out = Vec::new();
-    for suite in suites.values() {
-        let binary = suite
-            .get("binary-name")
-            .and_then(|b| b.as_str())
-            .unwrap_or("?");
-        for (name, case) in suite
-            .get("testcases")
-            .and_then(|t| t.as_object())
-            .into_iter()
-            .flatten()
-        {
-            let selected = case
-                .pointer("/filter-match/status")
-                .and_then(|s| s.as_str())
-                == Some("matches");
-            out.push((format!("{binary}::{name}"), selected));
-        }
-    }
-    out.sort();
-    Ok(out)
 }

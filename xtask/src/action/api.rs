@@ -1,0 +1,181 @@
+//! Kubernetes API calls and waits as plan values.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wsgate_cluster::ObjectRef;
+use wsgate_probe::Scheme;
+
+/// What an API call does to its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVerb {
+    /// Server-side apply, forced, field manager `wsgate`.
+    ServerSideApply,
+    /// A JSON merge patch (what `kubectl patch -p` sends).
+    MergePatch,
+}
+
+/// The body of an API call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiBody {
+    Json(serde_json::Value),
+    /// A `kubernetes.io/tls` Secret built from certificate and key files when the call runs
+    /// (the key is never printed).
+    TlsSecret {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+/// A Kubernetes API call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub verb: ApiVerb,
+    pub target: ObjectRef,
+    pub body: ApiBody,
+    /// Retried while the admission webhook does not answer, up to this long.
+    pub webhook_retry: Option<Duration>,
+}
+
+impl fmt::Display for ApiCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.verb {
+            ApiVerb::ServerSideApply => "server-side apply (fieldManager=wsgate, force)",
+            ApiVerb::MergePatch => "merge patch",
+        };
+        write!(f, "PATCH {} {kind}", self.target.path())?;
+        match &self.body {
+            ApiBody::Json(v) if self.verb == ApiVerb::MergePatch => write!(f, " {v}")?,
+            ApiBody::Json(v) => {
+                let summary = summarize(v);
+                if !summary.is_empty() {
+                    write!(f, "; {summary}")?;
+                }
+            }
+            ApiBody::TlsSecret { cert, key } => write!(
+                f,
+                "; type kubernetes.io/tls, tls.crt from {}, tls.key from {}",
+                cert.display(),
+                key.display()
+            )?,
+        }
+        if let Some(limit) = self.webhook_retry {
+            write!(
+                f,
+                "; retried while the admission webhook does not answer, up to {} s",
+                limit.as_secs()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What a reader wants to know of an applied object: images, hosts, annotations.
+fn summarize(v: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(containers) = v
+        .pointer("/spec/template/spec/containers")
+        .and_then(|c| c.as_array())
+    {
+        for c in containers {
+            if let Some(image) = c.get("image").and_then(|i| i.as_str()) {
+                parts.push(format!("image {image}"));
+            }
+        }
+    }
+    if let Some(rules) = v.pointer("/spec/rules").and_then(|r| r.as_array()) {
+        let hosts: Vec<&str> = rules
+            .iter()
+            .filter_map(|r| r.get("host").and_then(|h| h.as_str()))
+            .collect();
+        parts.push(format!("host {}", hosts.join(",")));
+        let annotations = v
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.as_object())
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        parts.push(if annotations.is_empty() {
+            "no annotations".into()
+        } else {
+            annotations
+        });
+    }
+    parts.join("; ")
+}
+
+/// What a wait waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitFor {
+    /// A Job `Complete` (or already removed by its TTL).
+    JobDone { namespace: String, name: String },
+    /// Every pod matching a selector Running and Ready (at least one).
+    PodsReady { namespace: String, selector: String },
+    /// A WebSocket echo through the ingress works for a host.
+    Route(Route),
+}
+
+/// A host reached through the ingress address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub scheme: Scheme,
+    pub addr: String,
+    pub host: String,
+    /// Certificates (PEM files) a `wss` route must verify against.
+    pub trust: Vec<PathBuf>,
+}
+
+impl fmt::Display for WaitFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::JobDone { namespace, name } => {
+                write!(f, "Job {namespace}/{name} Complete (or removed by its TTL)")
+            }
+            Self::PodsReady {
+                namespace,
+                selector,
+            } => write!(f, "pods {selector} in {namespace} Running and Ready"),
+            Self::Route(r) => {
+                write!(f, "an echo over {}://{}/ via {}", r.scheme, r.host, r.addr)?;
+                if r.scheme == Scheme::Wss {
+                    write!(
+                        f,
+                        ", certificate verified against {} (the controller's fake certificate fails)",
+                        r.trust
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_secret_call_never_prints_key_material() {
+        let call = ApiCall {
+            verb: ApiVerb::ServerSideApply,
+            target: ObjectRef::of::<k8s_openapi::api::core::v1::Secret>(Some("default"), "s"),
+            body: ApiBody::TlsSecret {
+                cert: "/t/c.crt".into(),
+                key: "/t/c.key".into(),
+            },
+            webhook_retry: None,
+        };
+        let line = call.to_string();
+        assert!(line.contains("tls.key from /t/c.key"), "{line}");
+        assert!(!line.contains("PRIVATE KEY"));
+    }
+}

@@ -1,0 +1,234 @@
+//! Typed actions: what a step does, as values. `--dry-run` prints these values and the executor
+//! runs these values, so the printed plan cannot drift from what runs.
+//!
+//! Printed lines start with `$` when they are shell commands (shell-quoted: paste one and it
+//! does the same), `>` for Kubernetes API calls, `~` for waits with their deadline, and `#`
+//! for work done in-process (with what it is equivalent to).
+
+mod api;
+mod cmd;
+mod nextest;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use api::{ApiBody, ApiCall, ApiVerb, Route, WaitFor};
+pub use cmd::{ActionError, Cmd, Download, partial, quote, shell_line};
+pub use nextest::{Listed, Nextest, NextestMode, listed};
+
+/// Loading the echo image into kind: `kind load docker-image`, and when that fails (Docker's
+/// containerd image store, kind#3795), `docker save` + `kind load image-archive`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadImage {
+    pub direct: Cmd,
+    pub save: Cmd,
+    pub archive: Cmd,
+}
+
+/// One thing a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run a program.
+    Run(Cmd),
+    /// Run a program and check that a line of its output is present or absent.
+    Expect {
+        cmd: Cmd,
+        line: String,
+        present: bool,
+        hint: String,
+    },
+    /// Fetch a pinned file (skipped when an intact copy is already there).
+    Download(Download),
+    Api(ApiCall),
+    Wait {
+        what: WaitFor,
+        limit: Duration,
+    },
+    Nextest(Nextest),
+    /// A self-signed certificate for `hosts` (rcgen, 365 days; key file 0600).
+    GenerateCert {
+        hosts: Vec<String>,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// The echo image (static binary, FROM scratch), built unless up to date.
+    EnsureImage {
+        reference: String,
+    },
+    LoadImage(LoadImage),
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+        about: String,
+    },
+    /// Remove a directory or file if it exists, and optionally recreate it as a directory.
+    Reset {
+        path: PathBuf,
+        recreate: bool,
+    },
+    /// Copy a file when it exists (a phase's JUnit output).
+    CopyIfExists {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// Annotation values ingress-nginx would silently ignore; with `strict` they fail the run.
+    CheckAnnotations {
+        warnings: Vec<String>,
+        strict: bool,
+    },
+    /// Controller logs, events and Ingresses written to `dir`.
+    Diagnostics {
+        namespace: String,
+        dir: PathBuf,
+    },
+    /// Nothing to do, and why.
+    Note(String),
+}
+
+impl Action {
+    /// A short name of what the action does, for tests and logs: `kind create cluster`,
+    /// `apply Ingress default/ws`, `wait Job ingress-nginx/…`.
+    pub fn signature(&self) -> String {
+        match self {
+            Self::Run(cmd) | Self::Expect { cmd, .. } => cmd_signature(cmd),
+            Self::Download(d) => format!("download {}", d.what),
+            Self::Api(call) => format!(
+                "{} {}",
+                match call.verb {
+                    ApiVerb::ServerSideApply => "apply",
+                    ApiVerb::MergePatch => "merge-patch",
+                },
+                call.target
+            ),
+            Self::Wait { what, .. } => match what {
+                WaitFor::JobDone { namespace, name } => format!("wait Job {namespace}/{name}"),
+                WaitFor::PodsReady {
+                    namespace,
+                    selector,
+                } => format!("wait pods {namespace} {selector}"),
+                WaitFor::Route(r) => format!("wait {}://{}", r.scheme, r.host),
+            },
+            Self::Nextest(n) => format!("nextest {}", n.filterset),
+            Self::GenerateCert { hosts, .. } => format!("certificate {}", hosts.join(",")),
+            Self::EnsureImage { reference } => format!("image {reference}"),
+            Self::LoadImage(l) => cmd_signature(&l.direct),
+            Self::WriteFile { path, .. } => format!("write {}", file_name(path)),
+            Self::Reset { path, .. } => format!("reset {}", file_name(path)),
+            Self::CopyIfExists { to, .. } => format!("copy {}", file_name(to)),
+            Self::CheckAnnotations { strict, .. } => format!("annotations strict={strict}"),
+            Self::Diagnostics { .. } => "diagnostics".into(),
+            Self::Note(n) => format!("note {n}"),
+        }
+    }
+
+    /// The lines `--dry-run` prints for this action.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Run(cmd) => vec![format!("$ {cmd}")],
+            Self::Expect {
+                cmd,
+                line,
+                present,
+                hint,
+            } => vec![format!(
+                "$ {cmd}   # must {} a line {line:?}, else: {hint}",
+                if *present { "print" } else { "not print" }
+            )],
+            Self::Download(d) => vec![
+                format!(
+                    "# {}: use {} if its sha256 is {}, else:",
+                    d.what,
+                    d.dest.display(),
+                    d.sha256
+                ),
+                format!("$ {}", d.curl),
+                format!(
+                    "#   then check sha256 = {}, move to {}{}",
+                    d.sha256,
+                    d.dest.display(),
+                    if d.executable { ", chmod 755" } else { "" }
+                ),
+            ],
+            Self::Api(call) => vec![format!("> {call}")],
+            Self::Wait { what, limit } => {
+                vec![format!("~ wait up to {} s: {what}", limit.as_secs())]
+            }
+            Self::Nextest(n) => vec![format!("$ {}", n.cmd(NextestMode::Run))],
+            Self::GenerateCert { hosts, cert, key } => vec![format!(
+                "# self-signed certificate for {} (rcgen, ECDSA P-256, 365 days): {}, key {} (0600)",
+                hosts.join(", "),
+                cert.display(),
+                key.display()
+            )],
+            Self::EnsureImage { reference } => vec![format!(
+                "$ cargo xtask image   # {reference}: static wsgate-echo, FROM scratch; built unless up to date"
+            )],
+            Self::LoadImage(l) => vec![
+                format!("$ {}", l.direct),
+                format!("#   if that fails (containerd image store): $ {}", l.save),
+                format!("#   and: $ {}", l.archive),
+            ],
+            Self::WriteFile { path, about, .. } => {
+                vec![format!("# write {} ({about})", path.display())]
+            }
+            Self::Reset { path, recreate } => vec![format!(
+                "$ rm -rf {}{}",
+                quote(&path.to_string_lossy()),
+                if *recreate {
+                    format!(" && mkdir -p {}", quote(&path.to_string_lossy()))
+                } else {
+                    String::new()
+                }
+            )],
+            Self::CopyIfExists { from, to } => vec![format!(
+                "$ test ! -f {f} || cp {f} {t}",
+                f = quote(&from.to_string_lossy()),
+                t = quote(&to.to_string_lossy())
+            )],
+            Self::CheckAnnotations { warnings, strict } => {
+                let mut v = vec![format!(
+                    "# annotation values ingress-nginx ignores: {}{}",
+                    warnings.len(),
+                    if *strict {
+                        " (--strict: any fails the run)"
+                    } else {
+                        " (reported; --strict fails on them)"
+                    }
+                )];
+                v.extend(warnings.iter().map(|w| format!("#   {w}")));
+                v
+            }
+            Self::Diagnostics { namespace, dir } => vec![format!(
+                "# controller logs, events of ingress-nginx and {namespace}, Ingresses as YAML -> {}",
+                dir.display()
+            )],
+            Self::Note(n) => vec![format!("# {n}")],
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `kubectl apply -f`: the program and its first words, without the connection flags and paths.
+fn cmd_signature(cmd: &Cmd) -> String {
+    let mut words = vec![cmd.name()];
+    let mut skip = false;
+    for a in &cmd.args {
+        if std::mem::take(&mut skip) || a.starts_with('/') {
+            continue;
+        }
+        if a == "--kubeconfig" || a == "--context" {
+            skip = true;
+            continue;
+        }
+        words.push(a.clone());
+        if words.len() == 4 {
+            break;
+        }
+    }
+    words.join(" ")
+}

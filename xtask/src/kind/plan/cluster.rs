@@ -1,0 +1,229 @@
+//! The steps of the cluster's life: prerequisites, the kind cluster, the controller, the echo
+//! image, and teardown and diagnostics.
+
+use wsgate_cluster::{
+    ADMISSION_JOBS, CONTROLLER_DEPLOYMENT, CONTROLLER_SELECTOR, INGRESS_NGINX_NAMESPACE,
+};
+use wsgate_manifests::{ControllerConfig, DOCUMENTED_NAMESPACE, ProxyTimeouts};
+
+use super::super::config::{KIND_CONFIG_TEMPLATE, kind_config};
+use super::super::pins;
+use super::builder::Builder;
+use super::{Mode, Step, StepId};
+use crate::action::{Action, Cmd, Download, LoadImage, WaitFor};
+
+impl Builder<'_> {
+    pub(super) fn prerequisites(&self) -> Step {
+        let mut actions = vec![Action::Reset {
+            path: self.work.join("rows"),
+            recreate: true,
+        }];
+        if self.mode == Mode::Kind {
+            actions.push(Action::Run(Cmd::new(&self.tools().docker).args([
+                "version",
+                "--format",
+                "{{.Server.Version}}",
+            ])));
+            actions.extend(self.fetch(&self.tools().kind));
+        }
+        actions.extend(self.fetch(&self.tools().kubectl));
+        let warnings = self
+            .variants
+            .iter()
+            .flat_map(|v| {
+                ProxyTimeouts::for_ingress(
+                    &v.ingress(&self.documented.ingress),
+                    &ControllerConfig::default(),
+                )
+                .1
+            })
+            .map(|w| w.to_string())
+            .collect();
+        actions.push(Action::CheckAnnotations {
+            warnings,
+            strict: self.args.strict,
+        });
+        Self::step(StepId::Prerequisites, actions)
+    }
+
+    pub(super) fn cluster(&self) -> anyhow::Result<Step> {
+        let name = &self.args.name;
+        if self.args.reuse {
+            return Ok(Self::step(
+                StepId::Cluster,
+                vec![Action::Run(
+                    self.kind()
+                        .args(["export", "kubeconfig", "--name", name])
+                        .arg("--kubeconfig")
+                        .arg(&self.kubeconfig),
+                )],
+            ));
+        }
+        let config = self.work.join("kind-config.yaml");
+        Ok(Step {
+            id: StepId::Cluster,
+            // Teardown deletes the cluster by name: armed only at `kind create`, never over a
+            // cluster that was already there.
+            arms_teardown: Some(2),
+            actions: vec![
+                Action::Expect {
+                    cmd: self.kind().args(["get", "clusters"]),
+                    line: name.clone(),
+                    present: false,
+                    hint: format!(
+                        "a kind cluster named {name:?} already exists: pass --reuse to use it, --name for another, or delete it with `kind delete cluster --name {name}`"
+                    ),
+                },
+                Action::WriteFile {
+                    path: config.clone(),
+                    contents: kind_config(
+                        KIND_CONFIG_TEMPLATE,
+                        self.args.http_port,
+                        self.args.https_port,
+                    )?,
+                    about: format!(
+                        "manifests/kind-config.yaml with hostPort 80 -> {}, 443 -> {} on 127.0.0.1",
+                        self.args.http_port, self.args.https_port
+                    ),
+                },
+                Action::Run(
+                    self.kind()
+                        .args(["create", "cluster", "--name", name])
+                        .args(["--image", pins::KIND_NODE_IMAGE, "--config"])
+                        .arg(&config)
+                        .arg("--kubeconfig")
+                        .arg(&self.kubeconfig)
+                        .arg("--wait")
+                        .arg(format!("{}s", self.inputs.deadlines.kind_wait.as_secs())),
+                ),
+            ],
+        })
+    }
+
+    pub(super) fn ingress_nginx(&self) -> Step {
+        let pin = self.inputs.manifest;
+        let file = self
+            .work
+            .join("cache")
+            .join(format!("ingress-nginx-kind-{}.yaml", pin.version));
+        let limit = self.inputs.deadlines.controller;
+        let mut actions = vec![
+            Action::Download(Download::new(
+                &self.tools().curl,
+                format!("{} {}", pin.name, pin.version),
+                pin.url,
+                pin.sha256,
+                file.clone(),
+                false,
+            )),
+            Action::Run(self.kubectl().arg("apply").arg("-f").arg(&file)),
+        ];
+        actions.extend(ADMISSION_JOBS.iter().map(|job| Action::Wait {
+            what: WaitFor::JobDone {
+                namespace: INGRESS_NGINX_NAMESPACE.into(),
+                name: (*job).into(),
+            },
+            limit,
+        }));
+        actions.push(Action::Wait {
+            what: WaitFor::PodsReady {
+                namespace: INGRESS_NGINX_NAMESPACE.into(),
+                selector: CONTROLLER_SELECTOR.into(),
+            },
+            limit,
+        });
+        Self::step(StepId::IngressNginx, actions)
+    }
+
+    pub(super) fn image_step(&self) -> Step {
+        let image = &self.inputs.image;
+        let name = &self.args.name;
+        let archive = self.work.join("wsgate-echo-image.tar");
+        Self::step(
+            StepId::EchoImage,
+            vec![
+                Action::EnsureImage {
+                    reference: image.clone(),
+                },
+                Action::LoadImage(LoadImage {
+                    direct: self
+                        .kind()
+                        .args(["load", "docker-image", image, "--name", name]),
+                    // One platform only: an index naming other platforms' (absent) content is
+                    // what fails to import (kind#3795, containerd#12908).
+                    save: Cmd::new(&self.tools().docker)
+                        .args(["save", "--platform", &docker_platform(), "--output"])
+                        .arg(&archive)
+                        .arg(image),
+                    archive: self
+                        .kind()
+                        .args(["load", "image-archive"])
+                        .arg(&archive)
+                        .args(["--name", name]),
+                }),
+            ],
+        )
+    }
+
+    pub(super) fn teardown(&self) -> Step {
+        let ns = &self.namespace;
+        let action = match (self.mode, self.args.keep, self.args.reuse) {
+            (_, true, _) => Action::Note(format!(
+                "keep everything (--keep); kubeconfig {}",
+                self.kubeconfig.display()
+            )),
+            (Mode::Kind, false, true) => Action::Note(format!(
+                "keep the reused cluster {}; delete nothing",
+                self.args.name
+            )),
+            (Mode::Kind, false, false) => Action::Run(
+                self.kind()
+                    .args(["delete", "cluster", "--name", &self.args.name])
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig),
+            ),
+            (Mode::Existing, false, _) if ns != DOCUMENTED_NAMESPACE => {
+                Action::Run(self.kubectl().args([
+                    "delete",
+                    "namespace",
+                    ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ]))
+            }
+            (Mode::Existing, false, _) => Action::Run(
+                self.kubectl()
+                    .args(["-n", ns, "delete", "--ignore-not-found"])
+                    .args(self.owned_objects()),
+            ),
+        };
+        Self::step(StepId::Teardown, vec![action])
+    }
+
+    pub(super) fn on_failure(&self) -> Vec<Action> {
+        let dir = self.work.join("diagnostics");
+        vec![
+            Action::Diagnostics {
+                namespace: self.namespace.clone(),
+                dir: dir.clone(),
+            },
+            Action::Run(
+                self.kubectl()
+                    .args(["-n", INGRESS_NGINX_NAMESPACE, "exec"])
+                    .arg(format!("deploy/{CONTROLLER_DEPLOYMENT}"))
+                    .args(["--", "cat", "/etc/nginx/nginx.conf"])
+                    .stdout_to(dir.join("nginx.conf")),
+            ),
+        ]
+    }
+}
+
+/// This machine's platform as Docker names it (`linux/amd64`).
+fn docker_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}

@@ -1,0 +1,238 @@
+//! The kind tier as a plan: flags in, ordered steps of typed actions out. Nothing here runs
+//! anything; `--dry-run` prints these actions and the executor runs them.
+//!
+//! `builder.rs` derives what the steps share; `cluster.rs` makes the steps of the cluster's life
+//! (prerequisites, kind, the controller, the image, teardown); `suite.rs` the document's steps.
+
+mod builder;
+mod cluster;
+mod suite;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wsgate_e2e::env::Phase;
+
+use super::pins::{self, Pinned};
+use super::tools::Tools;
+use crate::action::{Action, Nextest};
+use crate::flags::KindArgs;
+use builder::Builder;
+
+/// A kind cluster made by the suite, or a cluster someone already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Kind,
+    Existing,
+}
+
+/// Every deadline of the plan, in one place (a rehearsal shortens them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// `kind create cluster --wait`.
+    pub kind_wait: Duration,
+    /// The admission Jobs and the controller pod. A runner's first pull of the controller
+    /// image has been seen to take ~140 s.
+    pub controller: Duration,
+    /// An Ingress apply retried while the admission webhook does not answer.
+    pub webhook: Duration,
+    /// Each host echoing through the ingress.
+    pub routes: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            kind_wait: Duration::from_secs(120),
+            controller: Duration::from_secs(300),
+            webhook: Duration::from_secs(120),
+            routes: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Which step an action belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepId {
+    Prerequisites,
+    Cluster,
+    IngressNginx,
+    EchoImage,
+    Manifests,
+    WaitRoutes(Phase),
+    Tests(Phase),
+    Tls,
+    /// The echo pod deleted under an open connection; alone, since it disturbs every connection.
+    Faults,
+    Teardown,
+}
+
+impl StepId {
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Prerequisites => "prerequisites",
+            Self::Cluster => "cluster",
+            Self::IngressNginx => "ingress-nginx controller-v1.15.1",
+            Self::EchoImage => "echo image",
+            Self::Manifests => "documented manifests and derived Ingresses (doc steps 1-2)",
+            Self::WaitRoutes(Phase::Plain) => "wait until every host routes over ws",
+            Self::WaitRoutes(Phase::Tls) => "wait until every host serves its certificate over wss",
+            Self::Tests(Phase::Plain) => {
+                "tests, phase 1: readiness, endpoint, ws echo, idle (doc steps 1-3 ws)"
+            }
+            Self::Tests(Phase::Tls) => {
+                "tests, phase 2: wss echo, 308, idle over wss (doc step 3 wss)"
+            }
+            Self::Tls => "TLS: Secret nginx-ingress-tls and the documented patch",
+            Self::Faults => "faults: the echo pod deleted under an open connection",
+            Self::Teardown => "teardown",
+        }
+    }
+}
+
+/// One step: its actions in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: StepId,
+    pub actions: Vec<Action>,
+    /// Before the action at this index runs, teardown is armed: from then on something may
+    /// exist that teardown must remove, even after a panic.
+    pub arms_teardown: Option<usize>,
+}
+
+/// What the plan is made from besides the flags.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub root: PathBuf,
+    pub profile: String,
+    pub tools: Tools,
+    pub deadlines: Deadlines,
+    /// The ingress-nginx kind manifest to install.
+    pub manifest: Pinned,
+    /// `wsgate-echo:<version>-<git sha>`, the image the echo step builds.
+    pub image: String,
+    /// The kubeconfig of an existing cluster when `--kubeconfig` is not given.
+    pub default_kubeconfig: Option<PathBuf>,
+}
+
+/// The whole run, ready to print or execute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: Mode,
+    /// What report rows call this tier: `kind`, or the existing cluster's context.
+    pub tier: String,
+    pub namespace: String,
+    pub http_addr: String,
+    pub https_addr: String,
+    pub work: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+    pub steps: Vec<Step>,
+    /// Run before teardown when a step or a test failed.
+    pub on_failure: Vec<Action>,
+    /// Notes for the reader (tools passed over, annotation warnings).
+    pub notes: Vec<String>,
+}
+
+/// The selection of each nextest step (over the workspace build, like the README's test command).
+pub fn test_filter(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Plain => "package(wsgate-e2e) and (binary(cluster) | binary(plain))",
+        Phase::Tls => "package(wsgate-e2e) and binary(tls)",
+    }
+}
+pub const FAULTS_FILTER: &str = "package(wsgate-e2e) and binary(faults)";
+
+impl Plan {
+    /// The plan for this machine: tools from PATH, the shipped pins, the default deadlines.
+    pub fn for_machine(args: &KindArgs, profile: &str, root: &Path) -> anyhow::Result<Self> {
+        let search = std::env::var_os("PATH").unwrap_or_default();
+        let tools = super::tools::resolve(&search, &root.join("target/wsgate/tools"));
+        let inputs =
+            Inputs {
+                root: root.to_owned(),
+                profile: profile.to_owned(),
+                tools,
+                deadlines: Deadlines::default(),
+                manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
+                image: wsgate_image::reference_for(root),
+                default_kubeconfig: std::env::var_os("KUBECONFIG").map(PathBuf::from).or_else(
+                    || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")),
+                ),
+            };
+        Self::new(args, &inputs)
+    }
+
+    pub fn new(args: &KindArgs, inputs: &Inputs) -> anyhow::Result<Self> {
+        Builder::new(args, inputs)?.plan()
+    }
+
+    /// Every action in order, teardown included (not the failure-only ones).
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.steps.iter().flat_map(|s| &s.actions)
+    }
+
+    /// The nextest actions, each with the step it belongs to.
+    pub fn nextest_actions(&self) -> Vec<(StepId, &Nextest)> {
+        self.steps
+            .iter()
+            .flat_map(|s| {
+                s.actions.iter().filter_map(move |a| match a {
+                    Action::Nextest(n) => Some((s.id, n)),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
+    pub fn step(&self, id: StepId) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Where the report and the rows go.
+    pub fn rows(&self) -> PathBuf {
+        self.work.join("rows")
+    }
+
+    /// The plan as `--dry-run` prints it: every action's own lines.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "wsgate e2e plan: {}, namespace {}, ingress at {} (ws) and {} (wss)\n",
+            match self.mode {
+                Mode::Kind => "a kind cluster",
+                Mode::Existing => "an existing cluster",
+            },
+            self.namespace,
+            self.http_addr,
+            self.https_addr
+        );
+        out.push_str(
+            "($ shell command, paste it to run it alone; > Kubernetes API call; ~ wait with its deadline; # in-process)\n",
+        );
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        let total = self.steps.len();
+        for (i, step) in self.steps.iter().enumerate() {
+            out.push_str(&format!("[{:>2}/{total}] {}\n", i + 1, step.id.title()));
+            for action in &step.actions {
+                for line in action.lines() {
+                    out.push_str(&format!("     {line}\n"));
+                }
+            }
+        }
+        out.push_str("on failure, before teardown:\n");
+        for action in &self.on_failure {
+            for line in action.lines() {
+                out.push_str(&format!("     {line}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "teardown also runs after a failure, Ctrl-C or panic; report: {}\n",
+            self.work.join("report.md").display()
+        ));
+        out
+    }
+}

@@ -1,0 +1,373 @@
+//! One test per main flag combination: the plan's actions, and what it prints.
+
+use super::*;
+use crate::action::{NextestMode, shell_line};
+use crate::kind::tools::Tool;
+use clap::Parser;
+use wsgate_e2e::env::{ENV_PHASE, ENV_REPORT_DIR, ENV_TIER, ENV_TRUST};
+use wsgate_manifests::DOCUMENTED_TLS_PATCH;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: KindArgs,
+}
+
+fn found(path: &str) -> Tool {
+    Tool {
+        path: path.into(),
+        fetch: None,
+        passed_over: Vec::new(),
+    }
+}
+
+fn inputs() -> Inputs {
+    Inputs {
+        root: "/repo".into(),
+        profile: "ci".into(),
+        tools: Tools {
+            docker: "/usr/bin/docker".into(),
+            kind: found("/usr/local/bin/kind"),
+            kubectl: found("/usr/local/bin/kubectl"),
+            cargo: "/home/u/.cargo/bin/cargo".into(),
+            curl: "/usr/bin/curl".into(),
+        },
+        deadlines: Deadlines::default(),
+        manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
+        image: "wsgate-echo:0.1.0-0123456789ab".into(),
+        default_kubeconfig: Some("/home/u/.kube/config".into()),
+    }
+}
+
+fn plan(flags: &[&str]) -> anyhow::Result<Plan> {
+    let cli = Cli::try_parse_from(std::iter::once("e2e").chain(flags.iter().copied()))?;
+    Plan::new(&cli.args, &inputs())
+}
+
+/// Each step's actions by signature, `<step title>: <action>`.
+fn signatures(p: &Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .flat_map(|s| {
+            s.actions
+                .iter()
+                .map(move |a| format!("{}: {}", s.id.title(), a.signature()))
+        })
+        .collect()
+}
+
+fn has(p: &Plan, sig: &str) -> bool {
+    signatures(p).iter().any(|s| s.ends_with(sig))
+}
+
+const DERIVED: [&str; 4] = [
+    "ws-no-annotations",
+    "ws-short-3",
+    "ws-short-read",
+    "ws-short-send",
+];
+
+#[test]
+fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_order() {
+    let p = plan(&[]).unwrap();
+    let mut want: Vec<String> = vec![
+        "prerequisites: reset rows",
+        "prerequisites: docker version --format {{.Server.Version}}",
+        "prerequisites: annotations strict=false",
+        "cluster: kind get clusters",
+        "cluster: write kind-config.yaml",
+        "cluster: kind create cluster --name",
+        "ingress-nginx controller-v1.15.1: download ingress-nginx kind manifest controller-v1.15.1",
+        "ingress-nginx controller-v1.15.1: kubectl apply -f",
+        "ingress-nginx controller-v1.15.1: wait Job ingress-nginx/ingress-nginx-admission-create",
+        "ingress-nginx controller-v1.15.1: wait Job ingress-nginx/ingress-nginx-admission-patch",
+        "ingress-nginx controller-v1.15.1: wait pods ingress-nginx app.kubernetes.io/component=controller",
+        "echo image: image wsgate-echo:0.1.0-0123456789ab",
+        "echo image: kind load docker-image wsgate-echo:0.1.0-0123456789ab",
+        "documented manifests and derived Ingresses (doc steps 1-2): apply Deployment default/websocket-server",
+        "documented manifests and derived Ingresses (doc steps 1-2): apply Service default/websocket-server",
+        "documented manifests and derived Ingresses (doc steps 1-2): apply Ingress default/ws",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let step5 = StepId::Manifests.title();
+    want.extend(DERIVED.map(|n| format!("{step5}: apply Ingress default/{n}")));
+    let hosts = [
+        "test.example.com",
+        "no-annotations.test.example.com",
+        "short-3.test.example.com",
+        "short-read.test.example.com",
+        "short-send.test.example.com",
+    ];
+    let ws = StepId::WaitRoutes(Phase::Plain).title();
+    want.extend(hosts.map(|h| format!("{ws}: wait ws://{h}")));
+    let t1 = StepId::Tests(Phase::Plain).title();
+    want.extend([
+        format!("{t1}: reset junit.xml"),
+        format!("{t1}: nextest package(wsgate-e2e) and (binary(cluster) | binary(plain))"),
+        format!("{t1}: copy junit-phase-1.xml"),
+    ]);
+    let tls = StepId::Tls.title();
+    want.push(format!("{tls}: certificate test.example.com"));
+    want.push(format!("{tls}: certificate {}", hosts[1..].join(",")));
+    want.push(format!("{tls}: apply Secret default/nginx-ingress-tls"));
+    want.push(format!("{tls}: apply Secret default/wsgate-variants-tls"));
+    want.push(format!("{tls}: merge-patch Ingress default/ws"));
+    want.extend(DERIVED.map(|n| format!("{tls}: merge-patch Ingress default/{n}")));
+    let wss = StepId::WaitRoutes(Phase::Tls).title();
+    want.extend(hosts.map(|h| format!("{wss}: wait wss://{h}")));
+    let t2 = StepId::Tests(Phase::Tls).title();
+    want.extend([
+        format!("{t2}: reset junit.xml"),
+        format!("{t2}: nextest package(wsgate-e2e) and binary(tls)"),
+        format!("{t2}: copy junit-phase-2.xml"),
+    ]);
+    let f = StepId::Faults.title();
+    want.extend([
+        format!("{f}: reset junit.xml"),
+        format!("{f}: nextest package(wsgate-e2e) and binary(faults)"),
+        format!("{f}: copy junit-faults.xml"),
+    ]);
+    want.push("teardown: kind delete cluster --name".into());
+    assert_eq!(signatures(&p), want);
+    // The cluster step arms teardown right before `kind create`, nothing earlier does.
+    let armed: Vec<StepId> = p
+        .steps
+        .iter()
+        .filter(|s| s.arms_teardown.is_some())
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(armed, [StepId::Cluster]);
+}
+
+#[test]
+fn every_printed_nextest_line_is_the_command_that_runs() {
+    for flags in [
+        &[][..],
+        &["--reuse"],
+        &["--ingress-address", "lb:8080", "--kubeconfig", "/k"],
+    ] {
+        let p = plan(flags).unwrap();
+        let text = p.render();
+        let nextest = p.nextest_actions();
+        assert_eq!(nextest.len(), 3, "phase 1, phase 2, faults");
+        for (_, n) in nextest {
+            let real = n.cmd(NextestMode::Run).command();
+            let line = format!("     $ {}\n", shell_line(&real));
+            assert!(text.contains(&line), "{line} not printed in\n{text}");
+            // Every run ignores the profile's default filter, which excludes these binaries.
+            assert!(real.get_args().any(|a| a == "--ignore-default-filter"));
+        }
+    }
+}
+
+#[test]
+fn every_printed_shell_line_splits_into_the_words_that_run() {
+    let p = plan(&["--namespace", "team a"]).unwrap();
+    for action in p.actions().chain(&p.on_failure) {
+        if let Action::Run(cmd) = action {
+            let words =
+                shlex::split(cmd.to_string().split(" > ").next().unwrap()).expect("valid shell");
+            let mut want = vec![cmd.program.display().to_string()];
+            want.extend(cmd.args.iter().cloned());
+            assert_eq!(words, want, "{cmd}");
+        }
+    }
+}
+
+#[test]
+fn phase_env_names_the_tier_the_report_dir_and_the_trust() {
+    let p = plan(&[]).unwrap();
+    let env = |id| {
+        p.nextest_actions()
+            .into_iter()
+            .find(|(s, _)| *s == id)
+            .unwrap()
+            .1
+            .env
+            .clone()
+    };
+    let plain = env(StepId::Tests(Phase::Plain));
+    let get = |env: &[(String, String)], k: &str| {
+        env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    assert_eq!(get(&plain, ENV_TIER).as_deref(), Some("kind"));
+    assert_eq!(get(&plain, ENV_PHASE).as_deref(), Some("plain"));
+    assert_eq!(
+        get(&plain, ENV_REPORT_DIR).as_deref(),
+        Some("/repo/target/wsgate/kind/rows")
+    );
+    assert_eq!(get(&plain, ENV_TRUST), None);
+    let tls = env(StepId::Faults);
+    assert_eq!(get(&tls, ENV_PHASE).as_deref(), Some("tls"));
+    assert_eq!(
+        get(&tls, ENV_TRUST).as_deref(),
+        Some(
+            "/repo/target/wsgate/kind/tls/test.example.com.crt:/repo/target/wsgate/kind/tls/variants.crt"
+        )
+    );
+}
+
+#[test]
+fn reuse_exports_the_kubeconfig_checks_nothing_and_keeps_the_cluster() {
+    let p = plan(&["--reuse"]).unwrap();
+    assert!(has(&p, "cluster: kind export kubeconfig --name"));
+    assert!(!has(&p, "kind create cluster --name"));
+    assert!(!has(&p, "cluster: kind get clusters"));
+    assert!(has(
+        &p,
+        "teardown: note keep the reused cluster wsgate; delete nothing"
+    ));
+    assert!(p.steps.iter().all(|s| s.arms_teardown.is_none()));
+}
+
+#[test]
+fn keep_creates_but_never_deletes() {
+    let p = plan(&[
+        "--keep",
+        "--name",
+        "dev",
+        "--http-port",
+        "8080",
+        "--https-port",
+        "8443",
+    ])
+    .unwrap();
+    assert!(has(&p, "kind create cluster --name"));
+    assert!(!p.actions().any(|a| a.signature().contains("delete")));
+    let text = p.render();
+    assert!(text.contains("hostPort 80 -> 8080, 443 -> 8443"), "{text}");
+    assert!(text.contains("WSGATE_HTTPS_ADDR=127.0.0.1:8443"), "{text}");
+    assert!(text.contains("create cluster --name dev"), "{text}");
+}
+
+#[test]
+fn existing_cluster_skips_kind_applies_its_namespace_and_deletes_it() {
+    let p = plan(&[
+        "--kubeconfig",
+        "/k",
+        "--context",
+        "prod",
+        "--ingress-address",
+        "203.0.113.7",
+    ])
+    .unwrap();
+    assert_eq!(p.mode, Mode::Existing);
+    assert_eq!(p.tier, "prod");
+    let sigs = signatures(&p);
+    assert!(
+        !sigs
+            .iter()
+            .any(|s| s.contains("kind ") || s.contains("docker")),
+        "{sigs:#?}"
+    );
+    assert!(p.step(StepId::IngressNginx).is_none() && p.step(StepId::EchoImage).is_none());
+    assert!(has(&p, "apply Namespace wsgate-e2e"));
+    assert!(has(&p, "apply Ingress wsgate-e2e/ws"));
+    assert!(has(&p, "teardown: kubectl delete namespace wsgate-e2e"));
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| s.arms_teardown.is_some())
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        [StepId::Manifests]
+    );
+    let text = p.render();
+    assert!(
+        text.contains("kubectl --kubeconfig /k --context prod delete namespace wsgate-e2e"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WSGATE_HTTP_ADDR=203.0.113.7:80")
+            && text.contains("WSGATE_HTTPS_ADDR=203.0.113.7:443")
+    );
+    // The document's image is pulled by the cluster: not the built one.
+    assert!(
+        text.contains(
+            "image registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn existing_cluster_in_the_default_namespace_deletes_only_its_objects() {
+    let p = plan(&[
+        "--ingress-address",
+        "lb.example:8080",
+        "--kubeconfig",
+        "/k",
+        "--namespace",
+        "default",
+    ])
+    .unwrap();
+    assert!(!has(&p, "apply Namespace default"));
+    let text = p.render();
+    assert!(text.contains("-n default delete --ignore-not-found deployment/websocket-server service/websocket-server ingress/ws ingress/ws-no-annotations"), "{text}");
+}
+
+#[test]
+fn existing_cluster_needs_an_ingress_address_and_cannot_load_images() {
+    let e = plan(&["--kubeconfig", "/k"]).unwrap_err().to_string();
+    assert!(e.contains("--ingress-address"), "{e}");
+    let e = plan(&["--ingress-address", "x", "--echo-image", "built"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--echo-image documented"), "{e}");
+}
+
+#[test]
+fn documented_echo_image_skips_the_build_and_load_and_keeps_the_document_s_image() {
+    let p = plan(&["--echo-image", "documented"]).unwrap();
+    assert!(p.step(StepId::EchoImage).is_none());
+    assert!(p.render().contains(
+        "; image registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest"
+    ));
+}
+
+#[test]
+fn strict_is_carried_into_the_annotation_check() {
+    assert!(has(
+        &plan(&["--strict"]).unwrap(),
+        "prerequisites: annotations strict=true"
+    ));
+}
+
+#[test]
+fn tools_not_at_their_pins_are_downloaded_first_and_used_from_the_tools_folder() {
+    let mut i = inputs();
+    i.tools.kind = Tool {
+        path: "/repo/target/wsgate/tools/kind".into(),
+        fetch: Some(pins::KIND_LINUX_AMD64),
+        passed_over: vec!["/usr/local/bin/kind is v0.20.0, not the pinned v0.32.0".into()],
+    };
+    let cli = Cli::try_parse_from(["e2e"]).unwrap();
+    let p = Plan::new(&cli.args, &i).unwrap();
+    assert!(has(&p, "prerequisites: download kind v0.32.0"));
+    assert!(p.notes.iter().any(|n| n.contains("v0.20.0")));
+    let text = p.render();
+    assert!(
+        text.contains("$ /repo/target/wsgate/tools/kind create cluster"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_tls_patch_on_ws_is_the_document_s_byte_for_byte() {
+    let text = plan(&[]).unwrap().render();
+    assert!(
+        text.contains(&format!(
+            "/namespaces/default/ingresses/ws merge patch {DOCUMENTED_TLS_PATCH}\n"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn on_failure_collects_diagnostics_and_the_controller_s_nginx_conf() {
+    let p = plan(&[]).unwrap();
+    let sigs: Vec<String> = p.on_failure.iter().map(Action::signature).collect();
+    assert_eq!(sigs, ["diagnostics", "kubectl -n ingress-nginx exec"]);
+}
