@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod cases;
 pub mod env;
+pub mod own;
 pub mod target;
 pub mod tls;
 

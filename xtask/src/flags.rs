@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the end-to-end suite on kind (or an existing cluster); --local for the local tier.
-    E2e(E2eArgs),
+    E2e(Box<E2eArgs>),
     /// Install and start what the tests need (nginx, Docker, cargo-nextest), build the echo
     /// image, then run `cargo nextest run --workspace` with any arguments after `--`.
     Test(TestArgs),
@@ -39,7 +39,60 @@ pub struct E2eArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub own: OwnArgs,
+    #[command(flatten)]
     pub kind: KindArgs,
+}
+
+/// Flags for testing a team's own manifests instead of the document's.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OwnArgs {
+    /// Your manifests, a YAML file or a folder of them (repeatable): Deployments, Services,
+    /// Ingresses, TLS Secrets, the ingress-nginx-controller ConfigMap. They are tested
+    /// instead of the document's.
+    #[arg(long = "manifests", value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+    /// Local tier: a running server for a Service port, NAMESPACE/SERVICE:PORT=HOST:PORT
+    /// (repeatable). Service ports without one are served by the echo server.
+    #[arg(long = "backend", value_name = "SPEC", value_parser = parse_backend)]
+    pub backends: Vec<(wsgate_local::ServiceRef, std::net::SocketAddr)>,
+    /// Your backends echo what they get: run echo checks against them too.
+    #[arg(long)]
+    pub echo: bool,
+    /// The longest a connection is held idle, in seconds; longer read timeouts are checked by
+    /// surviving this long.
+    #[arg(long, default_value_t = 90)]
+    pub max_idle: u64,
+    /// A PEM certificate your TLS hosts present (repeatable), when the manifests' Secrets hold
+    /// no certificate.
+    #[arg(long = "trust", value_name = "FILE")]
+    pub trust: Vec<PathBuf>,
+    /// kind: an image built on this machine to load into the cluster first (repeatable).
+    #[arg(long = "load-image", value_name = "IMAGE")]
+    pub load_images: Vec<String>,
+}
+
+/// `NAMESPACE/SERVICE:PORT=HOST:PORT`.
+pub fn parse_backend(s: &str) -> Result<(wsgate_local::ServiceRef, std::net::SocketAddr), String> {
+    let usage = || {
+        format!(
+            "{s:?}: expected NAMESPACE/SERVICE:PORT=HOST:PORT, e.g. default/chat:8080=127.0.0.1:9000"
+        )
+    };
+    let (service, addr) = s.split_once('=').ok_or_else(usage)?;
+    let (ns, rest) = service.split_once('/').ok_or_else(usage)?;
+    let (name, port) = rest.rsplit_once(':').ok_or_else(usage)?;
+    let port: i32 = port.parse().map_err(|_| usage())?;
+    use std::net::ToSocketAddrs;
+    let addr = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{}: {e}", usage()))?
+        .next()
+        .ok_or_else(usage)?;
+    if ns.is_empty() || name.is_empty() {
+        return Err(usage());
+    }
+    Ok((wsgate_local::ServiceRef::new(ns, name, port), addr))
 }
 
 /// Which echo image the Deployment runs.
@@ -108,4 +161,31 @@ pub struct LocalUpArgs {
     /// Where the certificate to trust is written.
     #[arg(long, default_value = "target/wsgate/local-up")]
     pub out: PathBuf,
+    /// Serve your manifests instead of the document's (repeatable; a file or a folder).
+    #[arg(long = "manifests", value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+    /// A running server for a Service port, NAMESPACE/SERVICE:PORT=HOST:PORT (repeatable).
+    #[arg(long = "backend", value_name = "SPEC", value_parser = parse_backend)]
+    pub backends: Vec<(wsgate_local::ServiceRef, std::net::SocketAddr)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_names_a_service_port_and_an_address() {
+        let (svc, addr) = parse_backend("default/chat:8080=127.0.0.1:9000").unwrap();
+        assert_eq!(svc, wsgate_local::ServiceRef::new("default", "chat", 8080));
+        assert_eq!(addr.to_string(), "127.0.0.1:9000");
+        for bad in [
+            "chat:8080=127.0.0.1:9000",
+            "default/chat=127.0.0.1:9",
+            "default/chat:x=1.2.3.4:5",
+            "default/chat:80",
+        ] {
+            let e = parse_backend(bad).unwrap_err();
+            assert!(e.contains("NAMESPACE/SERVICE:PORT=HOST:PORT"), "{e}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod flags;
 pub mod kind;
 pub mod local;
 pub mod local_up;
+pub mod own;
 pub mod progress;
 pub mod report;
 pub mod setup;
@@ -53,6 +54,9 @@ pub fn workspace_root() -> PathBuf {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let root = workspace_root();
     match cli.command {
+        Command::E2e(args) if args.local && !args.own.manifests.is_empty() => {
+            own::run_local(&args, &root)
+        }
         Command::E2e(args) if args.local => local::run(&args, &root),
         Command::E2e(args) => kind::run(&args, &root),
         Command::Test(args) => setup::run_tests(&args, &root),

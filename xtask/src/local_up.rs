@@ -16,15 +16,100 @@ use wsgate_manifests::{DOCUMENTED_HOST, Documented, Variant, apply_tls};
 use crate::flags::LocalUpArgs;
 
 pub fn run(args: LocalUpArgs) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(up(args))
+        .build()?;
+    if args.manifests.is_empty() {
+        rt.block_on(up(args))
+    } else {
+        rt.block_on(up_own(args))
+    }
 }
 
-/// The banner's rows for one nginx: each host and path as it serves them.
-fn rows(table: &mut comfy_table::Table, scheme: &str, addr: SocketAddr, nginx: &LocalIngress) {
+/// `local-up --manifests`: a team's own Ingresses, their backends where `--backend` names
+/// them and the echo server elsewhere.
+async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
+    let own = crate::flags::OwnArgs {
+        manifests: args.manifests.clone(),
+        backends: args.backends.clone(),
+        ..Default::default()
+    };
+    let (w, notices) = crate::own::load(&own)?;
+    let backends = wsgate_e2e::own::local::Backends {
+        named: own.backends.iter().cloned().collect(),
+        echo: false,
+    };
+    let local = wsgate_e2e::own::local::start(&w, &backends, &[])
+        .await
+        .map_err(|e| anyhow::anyhow!(wsgate_probe::chain(&e)))?;
+    let mut nginx = local.nginx;
+    println!(
+        "wsgate local tier is up with your manifests ({}): echo server {}; nginx pid {}; ws on {}, wss on {}",
+        w.files.join(", "),
+        local.echo.addr(),
+        nginx.pid(),
+        nginx.http_addr(),
+        nginx.https_addr()
+    );
+    println!();
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header([
+            "host and path",
+            "scheme",
+            "dial",
+            "read timeout",
+            "send timeout",
+        ]);
+    rows(&mut table, None, &nginx);
+    println!("{table}");
+    for n in local.notes.iter().chain(&notices) {
+        println!("  note: {n}");
+    }
+    println!();
+    println!("Try it:");
     for s in nginx.servers() {
+        for l in &s.locations {
+            let (scheme, addr) = if s.has_tls() {
+                ("wss", nginx.https_addr())
+            } else {
+                ("ws", nginx.http_addr())
+            };
+            let tls = if s.has_tls() { "tls-c:" } else { "" };
+            let k = if s.has_tls() { "-k " } else { "" };
+            println!(
+                "  websocat {k}--ws-c-uri={scheme}://{h}{p} - ws-c:{tls}tcp:{addr}",
+                h = s.host,
+                p = l.path
+            );
+        }
+    }
+    println!();
+    println!("Ctrl-C stops everything.");
+    let why = supervise(&local.echo, &mut [("nginx", &mut nginx)]).await;
+    println!("stopping");
+    drop(nginx);
+    local.echo.shutdown().await;
+    match why {
+        Ok(signal) => {
+            println!("stopped ({signal})");
+            Ok(())
+        }
+        Err(problem) => bail!(problem),
+    }
+}
+
+/// The banner's rows for one nginx: each host and path as it serves them, over `scheme` (or,
+/// when `None`, wss for hosts with TLS and ws for the others).
+fn rows(table: &mut comfy_table::Table, scheme: Option<&str>, nginx: &LocalIngress) {
+    for s in nginx.servers() {
+        let scheme = scheme.unwrap_or(if s.has_tls() { "wss" } else { "ws" });
+        let addr = if scheme == "wss" {
+            nginx.https_addr()
+        } else {
+            nginx.http_addr()
+        };
         for l in &s.locations {
             table.add_row([
                 format!("{}{}", s.host, l.path),
@@ -82,7 +167,11 @@ async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     banner(&echo, &plain, &secure, &trust);
-    let why = supervise(&echo, &mut plain, &mut secure).await;
+    let why = supervise(
+        &echo,
+        &mut [("nginx (ws)", &mut plain), ("nginx (wss)", &mut secure)],
+    )
+    .await;
     println!("stopping");
     drop(secure);
     drop(plain);
@@ -122,8 +211,8 @@ fn banner(
             "send timeout",
         ]);
     // ws as after the document's Step 2, wss as after its TLS step.
-    rows(&mut table, "ws", plain.http_addr(), plain);
-    rows(&mut table, "wss", secure.https_addr(), secure);
+    rows(&mut table, Some("ws"), plain);
+    rows(&mut table, Some("wss"), secure);
     println!("{table}");
     // Each ignored annotation value once, though both nginx render the same Ingresses.
     let mut warnings: Vec<String> = plain
@@ -177,8 +266,7 @@ fn banner(
 /// Waits for Ctrl-C or SIGTERM (`Ok`), or for a child to die (`Err` saying which and why).
 async fn supervise(
     echo: &RunningEcho,
-    plain: &mut LocalIngress,
-    secure: &mut LocalIngress,
+    nginxes: &mut [(&str, &mut LocalIngress)],
 ) -> Result<&'static str, String> {
     // Waiting for the person, not for the system: no deadline on purpose.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -192,7 +280,7 @@ async fn supervise(
             }
             _ = term.recv() => return Ok("SIGTERM"),
             _ = tick.tick() => {
-                for (name, nginx) in [("nginx (ws)", &mut *plain), ("nginx (wss)", &mut *secure)] {
+                for (name, nginx) in nginxes.iter_mut() {
                     if let Some(status) = nginx.exited() {
                         return Err(format!(
                             "{name}, pid {}, exited ({status}); stopping the rest. Last lines of its error log ({}):\n{}",

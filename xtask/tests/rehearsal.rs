@@ -202,6 +202,17 @@ async fn answer(
             "JobList",
             serde_json::json!([{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "ingress-nginx", "resourceVersion": "1"}, "status": status}]),
         )
+    } else if path.contains("/deployments") {
+        let name = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name%3D"))
+            .unwrap_or("app");
+        list(
+            "DeploymentList",
+            serde_json::json!([{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default", "resourceVersion": "1"},
+                "spec": {"replicas": 1, "selector": {}, "template": {}},
+                "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}}]),
+        )
     } else if path.contains("/pods") {
         list(
             "PodList",
@@ -418,6 +429,10 @@ fn rehearse(flags: &[&str], fault: Fault) -> (Rig, Plan, anyhow::Result<()>) {
         manifest,
         image: IMAGE.into(),
         default_kubeconfig: None,
+        own: (!args.own.manifests.is_empty()).then(|| xtask::kind::plan::Own {
+            workload: wsgate_manifests::Workload::load(&args.own.manifests).unwrap(),
+            args: args.own.clone(),
+        }),
     };
     let plan = Plan::new(&args.kind, &inputs).unwrap();
     let opts = Options {
@@ -693,5 +708,53 @@ fn a_cluster_that_already_exists_is_never_deleted() {
             "docker version --format {{.Server.Version}}",
             "kind get clusters"
         ]
+    );
+}
+
+#[test]
+fn own_manifests_are_loaded_applied_waited_for_and_checked() {
+    let chat = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/examples/chat");
+    let (rig, plan, result) = rehearse(
+        &[
+            "--manifests",
+            chat,
+            "--load-image",
+            "chat:dev",
+            "--max-idle",
+            "1",
+            "--echo",
+        ],
+        Fault::None,
+    );
+    result.unwrap();
+    let recorded = rig.recorded();
+    assert_eq!(recorded, expected(&plan.actions().collect::<Vec<_>>()));
+    for want in [
+        "kind load docker-image chat:dev --name wsgate",
+        "PATCH /api/v1/namespaces/default/services/chat",
+        "PATCH /apis/apps/v1/namespaces/default/deployments/chat",
+        "PATCH /apis/networking.k8s.io/v1/namespaces/default/ingresses/chat",
+    ] {
+        assert!(
+            recorded.iter().any(|l| l == want),
+            "{want} not in {recorded:#?}"
+        );
+    }
+    // The checks ran for real against the stand-in ingress and wrote their rows.
+    let rows = wsgate_report::read_rows(&plan.rows()).unwrap();
+    let cases: Vec<&str> = rows.iter().map(|r| r.case.as_str()).collect();
+    assert_eq!(
+        cases,
+        [
+            "own::echo",
+            "own::handshake",
+            "own::idle",
+            "own::liveness",
+            "own::traffic"
+        ]
+    );
+    assert!(
+        rows.iter().all(|r| r.pass() && r.tier == "kind"),
+        "{rows:#?}"
     );
 }

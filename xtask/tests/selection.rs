@@ -57,7 +57,7 @@ fn kind_plan(profile: &str, flags: &[&str]) -> Plan {
     let Command::E2e(args) = cli.command else {
         unreachable!()
     };
-    Plan::for_machine(&args.kind, profile, &root()).unwrap()
+    Plan::for_machine(&args.kind, &args.own, profile, &root()).unwrap()
 }
 
 fn check_kind_plan(profile: &str) {
@@ -143,6 +143,7 @@ fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
                 "wsgate-e2e::behaviour",
                 "wsgate-e2e::cleanup",
                 "wsgate-e2e::load",
+                "wsgate-e2e::own_ingress",
                 "wsgate-e2e",
                 "wsgate-echo::bad_input",
             ],

@@ -223,6 +223,11 @@ impl LocalIngress {
         &self.rendered.warnings
     }
 
+    /// The Ingresses the local tier did not render, with why.
+    pub fn skipped(&self) -> &[String] {
+        &self.rendered.skipped
+    }
+
     /// nginx's error log so far (attach it to any failure).
     pub fn error_log(&self) -> String {
         read_log(self.dir.path())

@@ -141,6 +141,8 @@ pub struct Model {
     pub servers: Vec<Server>,
     pub upstreams: BTreeMap<String, SocketAddr>,
     pub warnings: Vec<AnnotationWarning>,
+    /// Ingresses not rendered, with why (regular-expression paths).
+    pub skipped: Vec<String>,
 }
 
 fn ingress_id(ing: &Ingress) -> String {
@@ -181,6 +183,12 @@ impl Model {
         for ing in ingresses {
             let id = ingress_id(ing);
             let ns = ing.metadata.namespace.as_deref().unwrap_or("default");
+            if wsgate_manifests::uses_regex(ing) {
+                model.skipped.push(format!(
+                    "Ingress {id}: regular-expression paths (use-regex/rewrite-target) are not supported by the local tier"
+                ));
+                continue;
+            }
             let (timeouts, w) = ProxyTimeouts::for_ingress(ing, &ctx.config);
             model.warnings.extend(w);
             let Some(spec) = ing.spec.as_ref() else {

@@ -12,6 +12,8 @@ pub struct Rendered {
     /// Every server (host) with its locations and their effective timeouts and sources.
     pub servers: Vec<Server>,
     pub warnings: Vec<AnnotationWarning>,
+    /// Ingresses not rendered, with why.
+    pub skipped: Vec<String>,
 }
 
 /// Renders `ingresses` into one nginx.conf.
@@ -21,6 +23,7 @@ pub fn render(ingresses: &[Ingress], ctx: &RenderContext) -> Result<Rendered, Re
         conf: crate::conf::write(ctx, &model),
         servers: model.servers,
         warnings: model.warnings,
+        skipped: model.skipped,
     })
 }
 

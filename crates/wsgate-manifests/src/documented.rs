@@ -59,7 +59,7 @@ impl Documented {
                     return Err(ManifestError::Unexpected {
                         file: app_file.to_owned(),
                         expected: "one Deployment and one Service",
-                        found: format!("another {}", object_kind(&other)),
+                        found: format!("another {}", other.kind()),
                     });
                 }
             }
@@ -79,7 +79,7 @@ impl Documented {
                     file: ing_file.to_owned(),
                     expected: "exactly one Ingress",
                     found: first.map_or("nothing".into(), |o| {
-                        format!("a {} (or more than one document)", object_kind(&o))
+                        format!("a {} (or more than one document)", o.kind())
                     }),
                 });
             }
@@ -93,14 +93,6 @@ impl Documented {
             ingress,
             bind_port,
         })
-    }
-}
-
-fn object_kind(o: &Object) -> &'static str {
-    match o {
-        Object::Deployment(_) => "Deployment",
-        Object::Service(_) => "Service",
-        Object::Ingress(_) => "Ingress",
     }
 }
 

@@ -6,6 +6,7 @@ mod documented;
 mod load;
 mod tls;
 mod variants;
+mod workload;
 
 pub use annotations::{
     AnnotationWarning, Effective, PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT,
@@ -16,6 +17,10 @@ pub use documented::Documented;
 pub use load::{ManifestError, Object, load_documents};
 pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_secret};
 pub use variants::{Variant, derive_ingress};
+pub use workload::{
+    ANNOTATION_PREFIX, CONTROLLER_CONFIGMAP, Notice, Rule, WEBSOCKET_APP_PROTOCOLS, Workload,
+    uses_regex,
+};
 
 /// The host of the documented Ingress.
 pub const DOCUMENTED_HOST: &str = "test.example.com";

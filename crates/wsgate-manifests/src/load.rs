@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::de::DeserializeOwned;
 
@@ -52,6 +52,22 @@ pub enum Object {
     Deployment(Box<Deployment>),
     Service(Box<Service>),
     Ingress(Box<Ingress>),
+    Secret(Box<Secret>),
+    ConfigMap(Box<ConfigMap>),
+    Namespace(Box<Namespace>),
+}
+
+impl Object {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Deployment(_) => "Deployment",
+            Self::Service(_) => "Service",
+            Self::Ingress(_) => "Ingress",
+            Self::Secret(_) => "Secret",
+            Self::ConfigMap(_) => "ConfigMap",
+            Self::Namespace(_) => "Namespace",
+        }
+    }
 }
 
 /// Parses every document of a YAML stream into the kinds the suite knows.
@@ -77,9 +93,12 @@ pub fn load_documents(file: &str, text: &str) -> Result<Vec<Object>, ManifestErr
                 "Deployment" => typed(file, &kind, value).map(|d| Object::Deployment(Box::new(d))),
                 "Service" => typed(file, &kind, value).map(|s| Object::Service(Box::new(s))),
                 "Ingress" => typed(file, &kind, value).map(|i| Object::Ingress(Box::new(i))),
+                "Secret" => typed(file, &kind, value).map(|i| Object::Secret(Box::new(i))),
+                "ConfigMap" => typed(file, &kind, value).map(|i| Object::ConfigMap(Box::new(i))),
+                "Namespace" => typed(file, &kind, value).map(|i| Object::Namespace(Box::new(i))),
                 other => Err(ManifestError::Unexpected {
                     file: file.to_owned(),
-                    expected: "a Deployment, Service or Ingress",
+                    expected: "a Deployment, Service, Ingress, Secret, ConfigMap or Namespace (apply other kinds yourself first)",
                     found: format!("kind {other:?} (document {index})"),
                 }),
             }

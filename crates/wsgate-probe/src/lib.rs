@@ -24,7 +24,7 @@ use tokio_util::either::Either;
 pub use error::{ProbeError, chain};
 pub use http::HttpReply;
 pub use outcome::{CloseKind, HoldOutcome};
-pub use session::{ECHO_DEADLINE, Session, Traffic};
+pub use session::{Confirm, ECHO_DEADLINE, PONG_DEADLINE, Session, Traffic};
 pub use tls::Trust;
 /// The message type sessions send and receive.
 pub use tokio_tungstenite::tungstenite::Message;
@@ -65,6 +65,12 @@ impl Endpoint {
             scheme,
             path: "/".into(),
         }
+    }
+
+    /// The same endpoint for another URL path (`/chat`).
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
     }
 
     /// The URL a user would type once the host resolves to the ingress (`ws://test.example.com/`).
@@ -185,6 +191,7 @@ impl Probe {
                 ws,
                 url,
                 last_traffic: Instant::now(),
+                confirm: Confirm::default(),
             }),
             Err(WsError::Http(response)) => Err(ProbeError::Rejected {
                 url,

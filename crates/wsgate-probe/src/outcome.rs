@@ -80,7 +80,7 @@ impl CloseKind {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum HoldOutcome {
-    /// Open for the whole hold, and an echo afterwards came back.
+    /// Open for the whole hold, and it still answered afterwards (an echo, or a pong).
     Survived {
         #[serde(with = "millis")]
         held: Duration,
@@ -110,7 +110,9 @@ impl HoldOutcome {
 impl fmt::Display for HoldOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Survived { held } => write!(f, "survived {} ms, echo ok after", held.as_millis()),
+            Self::Survived { held } => {
+                write!(f, "survived {} ms, still answering after", held.as_millis())
+            }
             Self::Closed { after, how } => write!(f, "cut after {} ms, {how}", after.as_millis()),
         }
     }

@@ -37,7 +37,21 @@ pub struct Session {
     pub(crate) ws: WebSocketStream<Transport>,
     pub(crate) url: String,
     pub(crate) last_traffic: Instant,
+    pub(crate) confirm: Confirm,
 }
+
+/// How a hold confirms that the connection is still alive at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Confirm {
+    /// An echo must come back (the backend echoes).
+    #[default]
+    Echo,
+    /// A ping must get its pong (any WebSocket backend: RFC 6455 requires the pong).
+    Ping,
+}
+
+/// How long a confirming ping may wait for its pong.
+pub const PONG_DEADLINE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,9 +270,19 @@ impl Session {
         self.after_hold(start).await
     }
 
+    /// Sets how holds confirm survival (an echo by default).
+    pub fn confirm_with(mut self, confirm: Confirm) -> Self {
+        self.confirm = confirm;
+        self
+    }
+
     async fn after_hold(&mut self, start: Instant) -> HoldOutcome {
         let held = start.elapsed();
-        match self.echo(Message::text("still there?")).await {
+        let confirmed = match self.confirm {
+            Confirm::Echo => self.echo(Message::text("still there?")).await,
+            Confirm::Ping => self.ping(PONG_DEADLINE).await,
+        };
+        match confirmed {
             Ok(_) => HoldOutcome::Survived { held },
             Err(ProbeError::Closed { how, .. }) => HoldOutcome::Closed {
                 after: self.last_traffic.elapsed(),
@@ -284,6 +308,43 @@ impl Session {
                         return Some(how);
                     }
                 }
+            }
+        }
+    }
+
+    /// The next text or binary message the other side sends, within `deadline`.
+    pub async fn next_message(&mut self, deadline: Duration) -> Result<Message, ProbeError> {
+        let data = |m: &Message| matches!(m, Message::Text(_) | Message::Binary(_));
+        let next = tokio::time::timeout(deadline, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(m)) if data(&m) => return Ok(m),
+                    Some(Ok(Message::Close(f))) => {
+                        return Err(CloseKind::from_next(Some(Ok(Message::Close(f))))
+                            .expect("a close frame ends the session"));
+                    }
+                    Some(Ok(_)) => continue,
+                    other => {
+                        return Err(CloseKind::from_next(other)
+                            .expect("errors and end of stream end the session"));
+                    }
+                }
+            }
+        })
+        .await;
+        match next {
+            Err(_) => Err(ProbeError::NoReply {
+                url: self.url.clone(),
+                sent: "nothing (waiting for a message)".into(),
+                deadline,
+            }),
+            Ok(Err(how)) => Err(ProbeError::Closed {
+                url: self.url.clone(),
+                how,
+            }),
+            Ok(Ok(m)) => {
+                self.last_traffic = Instant::now();
+                Ok(m)
             }
         }
     }

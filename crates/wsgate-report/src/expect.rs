@@ -9,7 +9,7 @@ use wsgate_probe::{CloseKind, HoldOutcome};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "expect", rename_all = "snake_case")]
 pub enum Expect {
-    /// Open for the whole hold, echo works afterwards.
+    /// Open for the whole hold, and still answering afterwards.
     Survive,
     /// Cut without a close frame `at` after the last traffic, within `[at - early, at + late]`.
     CutAt {
@@ -70,7 +70,7 @@ impl Expect {
 impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Survive => f.write_str("survive, echo after"),
+            Self::Survive => f.write_str("survive, still answering after"),
             Self::CutAt {
                 at_ms,
                 early_ms,

@@ -116,8 +116,11 @@ pub enum WaitFor {
     JobDone { namespace: String, name: String },
     /// Every pod matching a selector Running and Ready (at least one).
     PodsReady { namespace: String, selector: String },
-    /// A WebSocket echo through the ingress works for a host.
+    /// A WebSocket echo (or, for a backend that may not echo, a handshake) through the
+    /// ingress works for a host.
     Route(Route),
+    /// A Deployment `Available`.
+    DeploymentAvailable { namespace: String, name: String },
 }
 
 /// A host reached through the ingress address.
@@ -126,8 +129,11 @@ pub struct Route {
     pub scheme: Scheme,
     pub addr: String,
     pub host: String,
+    pub path: String,
     /// Certificates (PEM files) a `wss` route must verify against.
     pub trust: Vec<PathBuf>,
+    /// An echo must come back (the backend echoes); else the handshake is enough.
+    pub echo: bool,
 }
 
 impl fmt::Display for WaitFor {
@@ -140,8 +146,23 @@ impl fmt::Display for WaitFor {
                 namespace,
                 selector,
             } => write!(f, "pods {selector} in {namespace} Running and Ready"),
+            Self::DeploymentAvailable { namespace, name } => {
+                write!(f, "Deployment {namespace}/{name} Available")
+            }
             Self::Route(r) => {
-                write!(f, "an echo over {}://{}/ via {}", r.scheme, r.host, r.addr)?;
+                write!(
+                    f,
+                    "{} {}://{}{} via {}",
+                    if r.echo {
+                        "an echo over"
+                    } else {
+                        "a WebSocket handshake with"
+                    },
+                    r.scheme,
+                    r.host,
+                    r.path,
+                    r.addr
+                )?;
                 if r.scheme == Scheme::Wss {
                     write!(
                         f,

@@ -83,6 +83,23 @@ pub enum Action {
     },
     /// Nothing to do, and why.
     Note(String),
+    /// Every rule of a team's own manifests checked through the ingress, rows written to `rows`.
+    CheckRules(CheckRules),
+}
+
+/// The checks of `--manifests` on a cluster: every Ingress rule through the ingress address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRules {
+    pub manifests: Vec<PathBuf>,
+    pub http: String,
+    pub https: String,
+    /// PEM certificates the TLS hosts must present (besides the manifests' own Secrets).
+    pub trust: Vec<PathBuf>,
+    pub max_idle: Duration,
+    /// The backends echo: echo checks run too.
+    pub echo: bool,
+    pub tier: String,
+    pub rows: PathBuf,
 }
 
 impl Action {
@@ -107,6 +124,9 @@ impl Action {
                     selector,
                 } => format!("wait pods {namespace} {selector}"),
                 WaitFor::Route(r) => format!("wait {}://{}", r.scheme, r.host),
+                WaitFor::DeploymentAvailable { namespace, name } => {
+                    format!("wait Deployment {namespace}/{name}")
+                }
             },
             Self::Nextest(n) => format!("nextest {}", n.filterset),
             Self::GenerateCert { hosts, .. } => format!("certificate {}", hosts.join(",")),
@@ -118,6 +138,7 @@ impl Action {
             Self::CheckAnnotations { strict, .. } => format!("annotations strict={strict}"),
             Self::Diagnostics { .. } => "diagnostics".into(),
             Self::Note(n) => format!("note {n}"),
+            Self::CheckRules(c) => format!("check rules of {}", c.manifests.len()),
         }
     }
 
@@ -203,6 +224,19 @@ impl Action {
                 dir.display()
             )],
             Self::Note(n) => vec![format!("# {n}")],
+            Self::CheckRules(c) => vec![format!(
+                "# check every rule of {} via {} (ws) and {} (wss): handshake, ping/pong liveness, {}idle (up to {} s), traffic; rows to {}",
+                c.manifests
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.http,
+                c.https,
+                if c.echo { "echo, " } else { "" },
+                c.max_idle.as_secs(),
+                c.rows.display()
+            )],
         }
     }
 }

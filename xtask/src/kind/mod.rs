@@ -12,7 +12,7 @@ use crate::flags::E2eArgs;
 
 /// `cargo xtask e2e` on kind or an existing cluster: print the plan, or run it.
 pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
-    let plan = plan::Plan::for_machine(&args.kind, &args.profile, root)?;
+    let plan = plan::Plan::for_machine(&args.kind, &args.own, &args.profile, root)?;
     if args.dry_run {
         print!("{}", plan.render());
         return Ok(());

@@ -206,6 +206,22 @@ impl Exec<'_> {
                     .block_on(wsgate_cluster::collect_diagnostics(&client, namespace, dir))?;
             }
             Action::Note(_) => {}
+            Action::CheckRules(c) => {
+                let rows = self.rt.block_on(crate::own::check_on_cluster(c))?;
+                let failed: Vec<String> = rows
+                    .iter()
+                    .filter(|r| !r.pass())
+                    .map(ToString::to_string)
+                    .collect();
+                if !failed.is_empty() {
+                    return Ok(Ran::TestsFailed(format!(
+                        "{} of {} checks failed: {}",
+                        failed.len(),
+                        rows.len(),
+                        failed.join("; ")
+                    )));
+                }
+            }
         }
         Ok(Ran::Done)
     }
@@ -306,6 +322,10 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
             let client = client.context("a cluster client")?;
             wsgate_cluster::wait_pods_ready(client, namespace, selector, limit).await?;
         }
+        WaitFor::DeploymentAvailable { namespace, name } => {
+            let client = client.context("a cluster client")?;
+            wsgate_cluster::wait_deployment_available(client, namespace, name, limit).await?;
+        }
         WaitFor::Route(route) => {
             let mut trust = Vec::new();
             for p in &route.trust {
@@ -315,18 +335,21 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
                 );
             }
             let probe = Probe::new(
-                Endpoint::new(route.scheme, route.addr.clone(), route.host.clone()),
+                Endpoint::new(route.scheme, route.addr.clone(), route.host.clone())
+                    .with_path(&route.path),
                 Trust::Certificates(trust),
             )
             .with_connect_timeout(Duration::from_secs(5));
-            let probe = &probe;
+            let (probe, echo) = (&probe, route.echo);
             let start = Instant::now();
             Wait::new(what.to_string(), limit)
                 .every(Duration::from_secs(1))
                 .until(move || async move {
                     let attempt = async {
                         let mut s = probe.connect().await?;
-                        s.echo(Message::text("route check")).await?;
+                        if echo {
+                            s.echo(Message::text("route check")).await?;
+                        }
                         s.close().await;
                         Ok::<_, wsgate_probe::ProbeError>(())
                     };

@@ -13,6 +13,35 @@ use super::{Mode, Step, StepId};
 use crate::action::{Action, Cmd, Download, LoadImage, WaitFor};
 
 impl Builder<'_> {
+    /// The annotation values the controller would ignore (and, with `--manifests`, what the
+    /// local tier does not model).
+    fn annotation_notices(&self) -> Vec<String> {
+        if let Some(own) = &self.inputs.own {
+            return own
+                .workload
+                .controller_config()
+                .map(|c| {
+                    own.workload
+                        .notices(&c)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        self.variants
+            .iter()
+            .flat_map(|v| {
+                ProxyTimeouts::for_ingress(
+                    &v.ingress(&self.documented.ingress),
+                    &ControllerConfig::default(),
+                )
+                .1
+            })
+            .map(|w| w.to_string())
+            .collect()
+    }
+
     pub(super) fn prerequisites(&self) -> Step {
         let mut actions = vec![Action::Reset {
             path: self.work.join("rows"),
@@ -27,20 +56,8 @@ impl Builder<'_> {
             actions.extend(self.fetch(&self.tools().kind));
         }
         actions.extend(self.fetch(&self.tools().kubectl));
-        let warnings = self
-            .variants
-            .iter()
-            .flat_map(|v| {
-                ProxyTimeouts::for_ingress(
-                    &v.ingress(&self.documented.ingress),
-                    &ControllerConfig::default(),
-                )
-                .1
-            })
-            .map(|w| w.to_string())
-            .collect();
         actions.push(Action::CheckAnnotations {
-            warnings,
+            warnings: self.annotation_notices(),
             strict: self.args.strict,
         });
         Self::step(StepId::Prerequisites, actions)
@@ -182,6 +199,9 @@ impl Builder<'_> {
                     .arg("--kubeconfig")
                     .arg(&self.kubeconfig),
             ),
+            (Mode::Existing, false, _) if self.inputs.own.is_some() => {
+                return Self::step(StepId::Teardown, self.own_teardown());
+            }
             (Mode::Existing, false, _) if ns != DOCUMENTED_NAMESPACE => {
                 Action::Run(self.kubectl().args([
                     "delete",
@@ -219,7 +239,7 @@ impl Builder<'_> {
 }
 
 /// This machine's platform as Docker names it (`linux/amd64`).
-fn docker_platform() -> String {
+pub(super) fn docker_platform() -> String {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

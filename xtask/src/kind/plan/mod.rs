@@ -6,6 +6,7 @@
 
 mod builder;
 mod cluster;
+mod own;
 mod suite;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,14 @@ pub enum StepId {
     Tls,
     /// The echo pod deleted under an open connection; alone, since it disturbs every connection.
     Faults,
+    /// `--manifests`: images built here loaded into kind.
+    LoadImages,
+    /// `--manifests`: the team's objects applied.
+    OwnManifests,
+    /// `--manifests`: their Deployments Available, their rules routing.
+    OwnReady,
+    /// `--manifests`: every rule checked.
+    OwnChecks,
     Teardown,
 }
 
@@ -87,6 +96,10 @@ impl StepId {
             }
             Self::Tls => "TLS: Secret nginx-ingress-tls and the documented patch",
             Self::Faults => "faults: the echo pod deleted under an open connection",
+            Self::LoadImages => "your images loaded into kind",
+            Self::OwnManifests => "your manifests",
+            Self::OwnReady => "wait until your Deployments are Available and every rule routes",
+            Self::OwnChecks => "checks of every rule: handshake, liveness, idle, traffic",
             Self::Teardown => "teardown",
         }
     }
@@ -115,6 +128,15 @@ pub struct Inputs {
     pub image: String,
     /// The kubeconfig of an existing cluster when `--kubeconfig` is not given.
     pub default_kubeconfig: Option<PathBuf>,
+    /// A team's own manifests (`--manifests`), tested instead of the document's.
+    pub own: Option<Own>,
+}
+
+/// `--manifests` and its flags, with the manifests loaded.
+#[derive(Debug, Clone)]
+pub struct Own {
+    pub args: crate::flags::OwnArgs,
+    pub workload: wsgate_manifests::Workload,
 }
 
 /// The whole run, ready to print or execute.
@@ -147,7 +169,12 @@ pub const FAULTS_FILTER: &str = "package(wsgate-e2e) and binary(faults)";
 
 impl Plan {
     /// The plan for this machine: tools from PATH, the shipped pins, the default deadlines.
-    pub fn for_machine(args: &KindArgs, profile: &str, root: &Path) -> anyhow::Result<Self> {
+    pub fn for_machine(
+        args: &KindArgs,
+        own: &crate::flags::OwnArgs,
+        profile: &str,
+        root: &Path,
+    ) -> anyhow::Result<Self> {
         let search = std::env::var_os("PATH").unwrap_or_default();
         let tools = super::tools::resolve(&search, &root.join("target/wsgate/tools"));
         let inputs =
@@ -161,6 +188,14 @@ impl Plan {
                 default_kubeconfig: std::env::var_os("KUBECONFIG").map(PathBuf::from).or_else(
                     || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")),
                 ),
+                own: if own.manifests.is_empty() {
+                    None
+                } else {
+                    Some(Own {
+                        args: own.clone(),
+                        workload: wsgate_manifests::Workload::load(&own.manifests)?,
+                    })
+                },
             };
         Self::new(args, &inputs)
     }

@@ -106,7 +106,9 @@ impl Builder<'_> {
                     scheme,
                     addr: addr.clone(),
                     host: v.host.clone(),
+                    path: "/".into(),
                     trust: trust.clone(),
+                    echo: true,
                 }),
                 limit: self.inputs.deadlines.routes,
             })

@@ -36,6 +36,7 @@ fn inputs() -> Inputs {
         manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
         image: "wsgate-echo:0.1.0-0123456789ab".into(),
         default_kubeconfig: Some("/home/u/.kube/config".into()),
+        own: None,
     }
 }
 
@@ -370,4 +371,88 @@ fn on_failure_collects_diagnostics_and_the_controller_s_nginx_conf() {
     let p = plan(&[]).unwrap();
     let sigs: Vec<String> = p.on_failure.iter().map(Action::signature).collect();
     assert_eq!(sigs, ["diagnostics", "kubectl -n ingress-nginx exec"]);
+}
+
+fn own_plan(flags: &[&str]) -> Plan {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/chat");
+    let mut argv = vec!["e2e"];
+    argv.extend(flags);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let mut i = inputs();
+    let args = crate::flags::OwnArgs {
+        manifests: vec![dir.clone()],
+        load_images: vec!["chat:dev".into()],
+        max_idle: 90,
+        ..Default::default()
+    };
+    i.own = Some(super::Own {
+        workload: wsgate_manifests::Workload::load(&[dir]).unwrap(),
+        args,
+    });
+    Plan::new(&cli.args, &i).unwrap()
+}
+
+#[test]
+fn own_manifests_on_kind_load_their_images_apply_their_objects_and_check_their_rules() {
+    let p = own_plan(&[]);
+    let ids: Vec<StepId> = p.steps.iter().map(|s| s.id).collect();
+    assert_eq!(
+        ids,
+        [
+            StepId::Prerequisites,
+            StepId::Cluster,
+            StepId::IngressNginx,
+            StepId::LoadImages,
+            StepId::OwnManifests,
+            StepId::OwnReady,
+            StepId::OwnChecks,
+            StepId::Teardown
+        ],
+        "the document's steps and the echo image are not part of it"
+    );
+    for sig in [
+        "your images loaded into kind: kind load docker-image chat:dev",
+        "your manifests: apply Service default/chat",
+        "your manifests: apply Deployment default/chat",
+        "your manifests: apply Ingress default/chat",
+        "wait Deployment default/chat",
+        "wait ws://chat.example.org",
+        "check rules of 1",
+        "teardown: kind delete cluster --name",
+    ] {
+        assert!(has(&p, sig), "{sig} missing from {:#?}", signatures(&p));
+    }
+    let text = p.render();
+    assert!(
+        text.contains("a WebSocket handshake with ws://chat.example.org/chat via 127.0.0.1:80"),
+        "{text}"
+    );
+}
+
+#[test]
+fn own_manifests_on_an_existing_cluster_delete_exactly_what_they_applied() {
+    let p = own_plan(&["--kubeconfig", "/k", "--ingress-address", "lb"]);
+    assert!(!has(&p, "kind load"), "no kind on an existing cluster");
+    let teardown: Vec<String> = p
+        .step(StepId::Teardown)
+        .unwrap()
+        .actions
+        .iter()
+        .map(|a| a.lines().join(" "))
+        .collect();
+    assert_eq!(teardown.len(), 1, "{teardown:?}");
+    assert!(
+        teardown[0].ends_with(
+            "-n default delete --ignore-not-found service/chat deployment/chat ingress/chat"
+        ),
+        "{teardown:?}"
+    );
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| s.arms_teardown.is_some())
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        [StepId::OwnManifests]
+    );
 }

@@ -1,0 +1,185 @@
+//! `--manifests` on the local tier: a team's own Ingresses served by local nginx, each rule
+//! checked (handshake, liveness, echo where it echoes, idle, traffic), the report written, the
+//! exit code non-zero when any expectation fails.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use wsgate_e2e::own::local::{Backends, start};
+use wsgate_e2e::own::{Settings, check_all};
+use wsgate_manifests::Workload;
+use wsgate_probe::chain;
+
+use crate::flags::{E2eArgs, OwnArgs};
+use crate::report;
+
+/// The manifests, and what the controller and the local tier ignore in them (printed once).
+pub fn load(own: &OwnArgs) -> anyhow::Result<(Workload, Vec<String>)> {
+    let w = Workload::load(&own.manifests)?;
+    let config = w
+        .controller_config()
+        .with_context(|| format!("the controller ConfigMap in {}", w.files.join(", ")))?;
+    let notices = w.notices(&config).iter().map(ToString::to_string).collect();
+    Ok((w, notices))
+}
+
+/// What `--dry-run` shows: each rule with its timeouts and their sources, and the notices.
+pub fn describe(w: &Workload, notices: &[String], own: &OwnArgs) -> anyhow::Result<String> {
+    let config = w.controller_config()?;
+    let mut out = format!("manifests: {}\n", w.files.join(", "));
+    for r in w.rules(&config)? {
+        out.push_str(&format!(
+            "  rule {} {} -> Service {}/{}:{}{}{}; read {}, send {}\n",
+            r.ingress,
+            r.target(),
+            r.namespace,
+            r.service,
+            r.port,
+            r.tls_secret
+                .as_ref()
+                .map(|s| format!(", TLS Secret {s}"))
+                .unwrap_or_default(),
+            if r.regex {
+                ", regex path: not checked"
+            } else {
+                ""
+            },
+            r.timeouts.read,
+            r.timeouts.send
+        ));
+    }
+    for (svc, addr) in &own.backends {
+        out.push_str(&format!("  backend {svc} served by {addr}\n"));
+    }
+    for n in notices {
+        out.push_str(&format!("  notice: {n}\n"));
+    }
+    out.push_str(&format!(
+        "checks per rule: handshake, ping/pong liveness, echo (where it echoes), idle (up to {} s), traffic\n",
+        own.max_idle
+    ));
+    Ok(out)
+}
+
+/// `--strict` refuses manifests with anything ignored or not modelled.
+pub fn check_strict(strict: bool, notices: &[String]) -> anyhow::Result<()> {
+    if strict && !notices.is_empty() {
+        bail!(
+            "--strict: {} annotation(s) ignored by ingress-nginx or not modelled by the local tier:\n{}",
+            notices.len(),
+            notices.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask e2e --local --manifests ...`.
+pub fn run_local(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
+    let own = &args.own;
+    let (w, notices) = load(own)?;
+    if args.dry_run {
+        print!("{}", describe(&w, &notices, own)?);
+        return Ok(());
+    }
+    check_strict(args.kind.strict, &notices)?;
+    let dir = root.join("target/wsgate/local");
+    let rows_dir = dir.join("rows");
+    let _ = std::fs::remove_dir_all(&rows_dir);
+    let backends = Backends {
+        named: own.backends.iter().cloned().collect(),
+        echo: own.echo,
+    };
+    let settings = Settings {
+        max_idle: Duration::from_secs(own.max_idle),
+        ..Settings::default()
+    };
+    let start_at = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (rows, mut notes) = rt.block_on(async {
+        let local = start(&w, &backends, &own.trust)
+            .await
+            .map_err(|e| anyhow::anyhow!(chain(&e)))?;
+        eprintln!(
+            "local nginx serves {} rule(s) on {} (ws) and {} (wss); checking (idle holds up to {} s)",
+            local.rules.len(),
+            local.addrs.http,
+            local.addrs.https,
+            own.max_idle
+        );
+        let rows = check_all(&local.rules, &local.addrs, &settings).await;
+        anyhow::Ok((rows, local.notes))
+    })?;
+    for r in &rows {
+        r.record_in(&rows_dir)?;
+    }
+    notes.extend(notices.iter().map(|n| format!("notice: {n}")));
+    let timings = vec![(
+        "your manifests' rules (local tier)".to_owned(),
+        start_at.elapsed(),
+    )];
+    report::write(&dir, &rows_dir, &timings, &notes)?;
+    let failed = rows.iter().filter(|r| !r.pass()).count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} checks failed; the table above says which",
+            rows.len()
+        );
+    }
+    Ok(())
+}
+
+/// The checks of `--manifests` on a cluster (the plan's `CheckRules` action): every rule
+/// through the ingress address, trusting the manifests' TLS Secrets and the given files; rows
+/// recorded into the plan's report directory.
+pub async fn check_on_cluster(
+    c: &crate::action::CheckRules,
+) -> anyhow::Result<Vec<wsgate_report::Row>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let w = Workload::load(&c.manifests)?;
+    let config = w.controller_config()?;
+    let mut trust = Vec::new();
+    for s in &w.secrets {
+        if let Some(crt) = s.data.as_ref().and_then(|d| d.get("tls.crt")) {
+            trust.push(CertificateDer::from_pem_slice(&crt.0).with_context(|| {
+                format!(
+                    "Secret {:?}: tls.crt",
+                    s.metadata.name.as_deref().unwrap_or_default()
+                )
+            })?);
+        }
+    }
+    for p in &c.trust {
+        trust.push(
+            CertificateDer::from_pem_file(p)
+                .with_context(|| format!("reading certificate {}", p.display()))?,
+        );
+    }
+    let rules: Vec<wsgate_e2e::own::Checked> = w
+        .rules(&config)?
+        .into_iter()
+        .filter(|r| !r.regex)
+        .map(|rule| wsgate_e2e::own::Checked {
+            rule,
+            echoes: c.echo,
+        })
+        .collect();
+    let addrs = wsgate_e2e::own::Addrs {
+        http: c.http.clone(),
+        https: c.https.clone(),
+        trust,
+    };
+    let settings = Settings {
+        max_idle: c.max_idle,
+        tier: c.tier.clone(),
+        ..Settings::default()
+    };
+    let rows = check_all(&rules, &addrs, &settings).await;
+    for r in &rows {
+        r.record_in(&c.rows)?;
+    }
+    Ok(rows)
+}
