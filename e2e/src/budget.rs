@@ -82,7 +82,7 @@ mod tests {
             toml::from_str(&std::fs::read_to_string(path).expect("nextest config"))
                 .expect("valid TOML");
         for profile in ["default", "ci"] {
-            for binary in ["binary(cluster)", "binary(faults)"] {
+            for binary in ["binary(cluster)", "binary(faults)", "binary(rollout)"] {
                 let kill = kill_after(&config, profile, binary);
                 assert!(
                     CLUSTER_TEST_BUDGET + Duration::from_secs(30) <= kill,

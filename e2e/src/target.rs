@@ -192,6 +192,11 @@ impl Target {
         )
     }
 
+    /// The certificates a client of this target trusts.
+    pub fn trusted(&self) -> &[CertificateDer<'static>] {
+        &self.trust
+    }
+
     /// The in-process echo server's address, when this is a local target.
     pub fn echo_addr(&self) -> Option<std::net::SocketAddr> {
         self.local.as_ref().map(|(_, e)| e.addr())

@@ -10,7 +10,7 @@ use crate::report;
 
 /// The local tier's selection: every e2e binary but the cluster-only ones and the container
 /// tier's (which needs Docker, not nginx), and the echo server's bad-input rows.
-pub const LOCAL_FILTER: &str = "(package(wsgate-e2e) and not (binary(cluster) | binary(faults) | binary(container))) | binary_id(wsgate-echo::bad_input)";
+pub const LOCAL_FILTER: &str = "(package(wsgate-e2e) and not (binary(cluster) | binary(faults) | binary(rollout) | binary(container))) | binary_id(wsgate-echo::bad_input)";
 
 /// The local run's actions: reset the rows, run the tests.
 pub fn actions(root: &Path, profile: &str) -> Vec<Action> {

@@ -122,8 +122,13 @@ fn the_banner_states_the_timeouts_it_rendered_and_the_hosts_echo() {
                 Endpoint::new(Scheme::Ws, up.ws.clone(), host),
                 Trust::Certificates(vec![]),
             );
-            let mut s = probe.connect().await.unwrap();
-            s.echo(Message::text("through local-up")).await.unwrap();
+            let mut s = probe
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("{host}: {}", wsgate_probe::chain(&e)));
+            s.echo(Message::text("through local-up"))
+                .await
+                .unwrap_or_else(|e| panic!("{host}: {}", wsgate_probe::chain(&e)));
         });
     }
 }

@@ -463,7 +463,7 @@ fn the_executor_runs_exactly_the_plan() {
     let recorded = rig.recorded();
     assert_eq!(recorded, expected(&all));
     // Commands and API calls, from `docker version` to `kind delete cluster`.
-    assert_eq!(recorded.len(), 23, "{recorded:#?}");
+    assert_eq!(recorded.len(), 24, "{recorded:#?}");
     assert!(rig.work().join("report.md").is_file());
     // The TLS step's files, as the plan named them, with the key private.
     let key = rig.work().join("tls/test.example.com.key");
@@ -638,6 +638,11 @@ fn failing_phase_2_tests_tear_down() {
 #[test]
 fn failing_fault_tests_are_named_as_the_faults_step() {
     fails_at(Fault::Command("binary(faults)"), StepId::Faults, &[]);
+}
+
+#[test]
+fn a_failing_controller_restart_is_named_as_the_rollout_step() {
+    fails_at(Fault::Command("binary(rollout)"), StepId::Rollout, &[]);
 }
 
 #[test]

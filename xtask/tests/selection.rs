@@ -63,7 +63,7 @@ fn kind_plan(profile: &str, flags: &[&str]) -> Plan {
 fn check_kind_plan(profile: &str) {
     let plan = kind_plan(profile, &[]);
     let steps = plan.nextest_actions();
-    assert_eq!(steps.len(), 3);
+    assert_eq!(steps.len(), 4);
     for (step, n) in steps {
         let listed = list(n);
         match step {
@@ -98,6 +98,7 @@ fn check_kind_plan(profile: &str) {
                 ));
             }
             StepId::Faults => selects_exactly(&listed, &["wsgate-e2e::faults"], &[], "faults"),
+            StepId::Rollout => selects_exactly(&listed, &["wsgate-e2e::rollout"], &[], "rollout"),
             other => panic!("unexpected nextest step {other:?}"),
         }
     }
@@ -120,10 +121,14 @@ fn an_existing_cluster_selects_the_same_tests() {
     let filters = |p: &Plan| -> Vec<(String, bool)> {
         p.nextest_actions()
             .iter()
+            .filter(|(id, _)| *id != StepId::Rollout)
             .map(|(_, n)| (n.filterset.clone(), n.ignore_default_filter))
             .collect()
     };
+    // The same, but for the controller restart: the suite never restarts a controller it did
+    // not install.
     assert_eq!(filters(&plan), filters(&kind));
+    assert!(plan.step(StepId::Rollout).is_none());
 }
 
 #[test]
@@ -144,6 +149,9 @@ fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
                 "wsgate-e2e::cleanup",
                 "wsgate-e2e::load",
                 "wsgate-e2e::own_ingress",
+                "wsgate-e2e::http2",
+                "wsgate-e2e::heartbeats",
+                "wsgate-e2e::shutdown",
                 "wsgate-e2e",
                 "wsgate-echo::bad_input",
             ],

@@ -161,6 +161,25 @@ pub async fn merge_patch(
         .map_err(api_err("merge patch of", target))
 }
 
+/// What `kubectl rollout restart deployment/NAME` does: a new `restartedAt` annotation on the
+/// pod template, so the Deployment rolls its pods.
+pub async fn restart_deployment(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<DynamicObject, ClusterError> {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let body = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": now
+    }}}}});
+    merge_patch(
+        client,
+        &ObjectRef::of::<k8s_openapi::api::apps::v1::Deployment>(Some(namespace), name),
+        &body,
+    )
+    .await
+}
+
 /// Deletes the pods matching `selector` (a fault: what a node drain or an eviction does).
 pub async fn delete_pods(
     client: &Client,

@@ -12,7 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use apply::{
     FIELD_MANAGER, ObjectRef, apply_body, apply_when_webhook_answers, delete_pods,
-    is_webhook_unavailable, merge_patch, server_side_apply,
+    is_webhook_unavailable, merge_patch, restart_deployment, server_side_apply,
 };
 pub use diagnostics::collect_diagnostics;
 pub use error::{ClusterError, api_status};
@@ -21,7 +21,7 @@ pub use kube::Client;
 pub use kube::core::ApiResource;
 pub use wait::{
     LbAddress, deployment_available, describe_deployment, pod_ready, wait_deployment_available,
-    wait_for, wait_ingress_address, wait_job_done, wait_pods_ready,
+    wait_for, wait_ingress_address, wait_job_done, wait_pods_ready, wait_rollout_complete,
 };
 
 /// The label selector of the ingress-nginx controller pod.

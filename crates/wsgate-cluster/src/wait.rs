@@ -115,6 +115,28 @@ pub async fn wait_deployment_available(
     Ok(got.expect("the condition needs the object"))
 }
 
+/// Waits until a Deployment's rollout is complete (its new ReplicaSet available: kube-runtime's
+/// `is_deployment_completed`) and it is available.
+pub async fn wait_rollout_complete(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<Deployment, ClusterError> {
+    let done = conditions::is_deployment_completed().and(deployment_available);
+    let got = wait_for(
+        client,
+        namespace,
+        name,
+        "Deployment rollout complete",
+        limit,
+        done,
+        describe_deployment,
+    )
+    .await?;
+    Ok(got.expect("the condition needs the object"))
+}
+
 fn describe_job(j: Option<&Job>) -> String {
     match j.and_then(|j| j.status.as_ref()) {
         None if j.is_none() => "gone".into(),

@@ -13,7 +13,7 @@ use wsgate_manifests::{AnnotationWarning, ControllerConfig};
 use wsgate_tls::TlsMaterial;
 use wsgate_wait::{Check, Wait};
 
-use crate::model::{CertFiles, RenderContext, RenderError, Server, ServiceRef};
+use crate::model::{CertFiles, NginxVersion, RenderContext, RenderError, Server, ServiceRef};
 use crate::prefix::{free_port, io_err, nofile_hard_limit, set_mode, write_secret};
 use crate::process;
 use crate::render::{Rendered, render};
@@ -22,6 +22,15 @@ use crate::render::{Rendered, render};
 pub const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// Attempts at finding two free ports (another process may take a probed port first).
 const PORT_ATTEMPTS: usize = 5;
+
+/// How nginx is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SIGTERM`: what a pod deletion with `terminationGracePeriodSeconds: 0` amounts to.
+    Fast,
+    /// `SIGQUIT` (`nginx -s quit`): what the controller does on a graceful stop.
+    Graceful,
+}
 
 /// What to serve.
 #[derive(Debug, Clone, Default)]
@@ -145,6 +154,7 @@ impl LocalIngress {
             },
             prefix: prefix.clone(),
             nofile: nofile_hard_limit().min(65536),
+            nginx_version: nginx_version(&bin)?,
         };
         let conf_path = prefix.join("nginx.conf");
         let mut last_problem = String::new();
@@ -285,6 +295,19 @@ impl LocalIngress {
         Ok(())
     }
 
+    /// Signals the master as the controller's pod lifecycle would: fast shutdown (`SIGTERM`:
+    /// workers close their connections at once) or graceful (`SIGQUIT`: workers finish what is
+    /// open, upgraded connections included, up to `worker_shutdown_timeout`).
+    pub fn shut_down(&self, how: Shutdown) {
+        process::signal(
+            self.child.id(),
+            match how {
+                Shutdown::Fast => libc::SIGTERM,
+                Shutdown::Graceful => libc::SIGQUIT,
+            },
+        );
+    }
+
     /// Stops nginx and every process of its group (see [`process`]).
     pub fn stop(&mut self) {
         process::stop(&mut self.child);
@@ -295,6 +318,22 @@ impl Drop for LocalIngress {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `nginx -v` (it prints to stderr): `nginx version: nginx/1.22.1`.
+fn nginx_version(bin: &Path) -> Result<NginxVersion, LocalError> {
+    let out = std::process::Command::new(bin)
+        .arg("-v")
+        .output()
+        .map_err(io_err("run", bin))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    NginxVersion::parse(&text).ok_or_else(|| LocalError::ConfigTest {
+        conf: bin.to_owned(),
+        output: format!(
+            "cannot read the version from `{} -v`: {text}",
+            bin.display()
+        ),
+    })
 }
 
 fn read_log(prefix: &Path) -> String {

@@ -2,15 +2,18 @@
 //! run as a child process that never outlives its owner.
 
 mod conf;
+pub mod fidelity;
 mod ingress;
 mod model;
 mod prefix;
 mod process;
 mod render;
 
-pub use ingress::{LocalError, LocalIngress, LocalIngressSpec, READY_DEADLINE, find_nginx};
+pub use ingress::{
+    LocalError, LocalIngress, LocalIngressSpec, READY_DEADLINE, Shutdown, find_nginx,
+};
 pub use model::{
-    CertFiles, Location, Match, Model, RenderContext, RenderError, Server, ServiceRef,
+    CertFiles, Location, Match, Model, NginxVersion, RenderContext, RenderError, Server, ServiceRef,
 };
 pub use process::{STOP_DEADLINE, group_members};
 pub use render::{Rendered, render};

@@ -61,6 +61,37 @@ pub struct RenderContext {
     pub prefix: PathBuf,
     /// `worker_rlimit_nofile` (at most the hard limit nginx can raise itself to).
     pub nofile: u64,
+    /// The nginx that will run it: HTTP/2 is `listen ... http2` before 1.25.1, `http2 on`
+    /// from then on (the controller's nginx is 1.27 and renders `http2 on;`).
+    pub nginx_version: NginxVersion,
+}
+
+/// An nginx version, `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NginxVersion(pub u32, pub u32, pub u32);
+
+impl NginxVersion {
+    /// From `nginx -v` output: `nginx version: nginx/1.22.1`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let v = text.split("nginx/").nth(1)?.split_whitespace().next()?;
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some(Self(
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    }
+
+    /// Whether it has the `http2` directive (nginx 1.25.1).
+    pub fn has_http2_directive(self) -> bool {
+        self >= Self(1, 25, 1)
+    }
+}
+
+impl std::fmt::Display for NginxVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
 }
 
 impl RenderContext {
@@ -273,6 +304,19 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nginx_versions_parse_and_order() {
+        let v = NginxVersion::parse("nginx version: nginx/1.22.1\n").unwrap();
+        assert_eq!(v, NginxVersion(1, 22, 1));
+        assert!(!v.has_http2_directive());
+        assert!(
+            NginxVersion::parse("nginx version: openresty/1.27.1.1 nginx/1.27.1")
+                .unwrap()
+                .has_http2_directive()
+        );
+        assert_eq!(NginxVersion::parse("garbage"), None);
+    }
 
     #[test]
     fn prefix_paths_get_a_directory_location_and_an_exact_one() {

@@ -61,6 +61,7 @@ mod tests {
             },
             prefix: "/p".into(),
             nofile: 65536,
+            nginx_version: crate::NginxVersion(1, 22, 1),
         }
     }
 
@@ -100,7 +101,7 @@ mod tests {
         assert!(r.conf.contains(
             "map $http_upgrade $connection_upgrade {\n        default upgrade;\n        '' '';"
         ));
-        assert!(r.conf.contains("worker_shutdown_timeout 240000ms;"));
+        assert!(r.conf.contains("worker_shutdown_timeout 240s;"));
     }
 
     #[test]
@@ -149,7 +150,7 @@ mod tests {
         c.config.worker_shutdown_timeout = Duration::from_secs(2);
         let r = render(&[ing], &c).unwrap();
         assert!(r.conf.contains("proxy_read_timeout 7s;"));
-        assert!(r.conf.contains("worker_shutdown_timeout 2000ms;"));
+        assert!(r.conf.contains("worker_shutdown_timeout 2s;"));
     }
 
     #[test]
@@ -242,6 +243,55 @@ mod tests {
             server_block(&r.conf, "short-3.test.example.com").contains("proxy_read_timeout 3s;")
         );
         assert!(server_block(&r.conf, "test.example.com").contains("proxy_read_timeout 3600s;"));
+    }
+
+    #[test]
+    fn every_directive_marked_the_same_as_the_controller_is_rendered() {
+        let mut ing = Documented::shipped().unwrap().ingress;
+        apply_tls(&mut ing, &["test.example.com"], TLS_SECRET_NAME);
+        let r = render(&[ing], &ctx()).unwrap();
+        for d in crate::fidelity::DIRECTIVES {
+            if let crate::fidelity::Fidelity::Same { text } = d.local {
+                assert!(
+                    r.conf.contains(text),
+                    "{}: {text:?} missing from\n{}",
+                    d.directive,
+                    r.conf
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn http2_is_a_listen_flag_before_nginx_1_25_1_a_directive_after_and_off_on_request() {
+        let d = Documented::shipped().unwrap();
+        let old = render(std::slice::from_ref(&d.ingress), &ctx())
+            .unwrap()
+            .conf;
+        assert!(
+            old.contains(":18443 ssl http2;") && !old.contains("http2 on;"),
+            "{old}"
+        );
+        let mut c = ctx();
+        c.nginx_version = crate::NginxVersion(1, 27, 1);
+        let new = render(std::slice::from_ref(&d.ingress), &c).unwrap().conf;
+        assert!(
+            new.contains("http2 on;") && !new.contains("ssl http2;"),
+            "{new}"
+        );
+        c.config.use_http2 = false;
+        let off = render(&[d.ingress], &c).unwrap().conf;
+        assert!(!off.contains("http2"), "{off}");
+    }
+
+    #[test]
+    fn the_readme_carries_the_fidelity_table_generated_from_the_code() {
+        let readme = include_str!("../../../README.md");
+        let table = crate::fidelity::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's fidelity table is out of date; replace it with:\n{table}"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct ControllerConfig {
     pub ssl_redirect: bool,
     /// Client keepalive (`keep-alive`), seconds.
     pub keep_alive: u64,
+    /// HTTP/2 on TLS servers (`use-http2`, on by default): ALPN offers `h2`.
+    pub use_http2: bool,
     /// The ConfigMap keys that set the values above (the others are controller defaults).
     pub from_configmap: BTreeSet<String>,
 }
@@ -28,6 +30,7 @@ impl Default for ControllerConfig {
             worker_shutdown_timeout: Duration::from_secs(240),
             ssl_redirect: true,
             keep_alive: 75,
+            use_http2: true,
             from_configmap: BTreeSet::new(),
         }
     }
@@ -67,12 +70,9 @@ impl ControllerConfig {
                     })?
                 }
                 "ssl-redirect" => {
-                    self.ssl_redirect = match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(err("use \"true\" or \"false\"".into())),
-                    }
+                    self.ssl_redirect = boolean(value).ok_or_else(|| err(BOOL.into()))?
                 }
+                "use-http2" => self.use_http2 = boolean(value).ok_or_else(|| err(BOOL.into()))?,
                 _ => continue,
             }
             self.from_configmap.insert(key.clone());
@@ -87,6 +87,16 @@ impl ControllerConfig {
         } else {
             crate::Source::Default
         }
+    }
+}
+
+const BOOL: &str = "use \"true\" or \"false\"";
+
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
 }
 
@@ -120,7 +130,7 @@ mod tests {
             (5, 60, 60)
         );
         assert_eq!(c.worker_shutdown_timeout, Duration::from_secs(240));
-        assert!(c.ssl_redirect);
+        assert!(c.ssl_redirect && c.use_http2);
     }
 
     #[test]
@@ -139,6 +149,19 @@ mod tests {
             !c.from_configmap.contains("use-gzip"),
             "unknown keys change nothing"
         );
+    }
+
+    #[test]
+    fn use_http2_false_turns_http2_off_and_a_typo_is_refused() {
+        let off = BTreeMap::from([("use-http2".to_string(), "false".to_string())]);
+        assert!(
+            !ControllerConfig::default()
+                .with_configmap(&off)
+                .unwrap()
+                .use_http2
+        );
+        let typo = BTreeMap::from([("use-http2".to_string(), "no".to_string())]);
+        assert!(ControllerConfig::default().with_configmap(&typo).is_err());
     }
 
     #[test]

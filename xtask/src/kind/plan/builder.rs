@@ -161,6 +161,10 @@ impl<'a> Builder<'a> {
             steps.push(self.wait_routes(Phase::Tls));
             steps.push(self.tests(StepId::Tests(Phase::Tls), Phase::Tls, "phase-2"));
             steps.push(self.tests(StepId::Faults, Phase::Tls, "faults"));
+            // Restarting the controller is for a controller the suite installed.
+            if self.mode == Mode::Kind {
+                steps.push(self.tests(StepId::Rollout, Phase::Tls, "rollout"));
+            }
         }
         steps.push(self.teardown());
         let mut notes: Vec<String> = [&self.tools().kind, &self.tools().kubectl]

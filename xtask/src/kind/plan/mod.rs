@@ -67,6 +67,8 @@ pub enum StepId {
     Tls,
     /// The echo pod deleted under an open connection; alone, since it disturbs every connection.
     Faults,
+    /// The controller restarted under an open connection (kind only: never someone's own).
+    Rollout,
     /// `--manifests`: images built here loaded into kind.
     LoadImages,
     /// `--manifests`: the team's objects applied.
@@ -96,6 +98,7 @@ impl StepId {
             }
             Self::Tls => "TLS: Secret nginx-ingress-tls and the documented patch",
             Self::Faults => "faults: the echo pod deleted under an open connection",
+            Self::Rollout => "controller rollout restart under an open connection",
             Self::LoadImages => "your images loaded into kind",
             Self::OwnManifests => "your manifests",
             Self::OwnReady => "wait until your Deployments are Available and every rule routes",
@@ -166,6 +169,7 @@ pub fn test_filter(phase: Phase) -> &'static str {
     }
 }
 pub const FAULTS_FILTER: &str = "package(wsgate-e2e) and binary(faults)";
+pub const ROLLOUT_FILTER: &str = "package(wsgate-e2e) and binary(rollout)";
 
 impl Plan {
     /// The plan for this machine: tools from PATH, the shipped pins, the default deadlines.

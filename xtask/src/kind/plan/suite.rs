@@ -17,7 +17,7 @@ use wsgate_manifests::{
 use wsgate_probe::Scheme;
 
 use super::builder::Builder;
-use super::{FAULTS_FILTER, Mode, Step, StepId, test_filter};
+use super::{FAULTS_FILTER, Mode, ROLLOUT_FILTER, Step, StepId, test_filter};
 use crate::action::{Action, ApiBody, ApiCall, ApiVerb, Nextest, Route, WaitFor};
 use crate::flags::EchoImage;
 
@@ -151,6 +151,7 @@ impl Builder<'_> {
     pub(super) fn tests(&self, id: StepId, phase: Phase, label: &str) -> Step {
         let filterset = match id {
             StepId::Faults => FAULTS_FILTER,
+            StepId::Rollout => ROLLOUT_FILTER,
             _ => test_filter(phase),
         };
         // nextest writes one JUnit file per profile; each step keeps its own copy, and the

@@ -1,5 +1,6 @@
 //! One test per main flag combination: the plan's actions, and what it prints.
 
+use super::Mode;
 use super::*;
 use crate::action::{NextestMode, shell_line};
 use crate::kind::tools::Tool;
@@ -130,6 +131,12 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
         format!("{f}: nextest package(wsgate-e2e) and binary(faults)"),
         format!("{f}: copy junit-faults.xml"),
     ]);
+    let r = StepId::Rollout.title();
+    want.extend([
+        format!("{r}: reset junit.xml"),
+        format!("{r}: nextest package(wsgate-e2e) and binary(rollout)"),
+        format!("{r}: copy junit-rollout.xml"),
+    ]);
     want.push("teardown: kind delete cluster --name".into());
     assert_eq!(signatures(&p), want);
     // The cluster step arms teardown right before `kind create`, nothing earlier does.
@@ -152,7 +159,12 @@ fn every_printed_nextest_line_is_the_command_that_runs() {
         let p = plan(flags).unwrap();
         let text = p.render();
         let nextest = p.nextest_actions();
-        assert_eq!(nextest.len(), 3, "phase 1, phase 2, faults");
+        let want = if p.mode == Mode::Kind { 4 } else { 3 };
+        assert_eq!(
+            nextest.len(),
+            want,
+            "phase 1, phase 2, faults (and the rollout on kind)"
+        );
         for (_, n) in nextest {
             let real = n.cmd(NextestMode::Run).command();
             let line = format!("     $ {}\n", shell_line(&real));

@@ -1,0 +1,107 @@
+//! The controller restarted under an open wss connection (kind tier, run by `cargo xtask e2e`
+//! after the faults step, alone): `kubectl rollout restart` of ingress-nginx-controller, whose
+//! kind manifest sets `terminationGracePeriodSeconds: 0`, so nginx gets no drain. How and when
+//! the connection ends is measured, and a new connection must work once the new pod is Ready.
+//! Excluded from the default nextest profile.
+
+use std::time::{Duration, Instant};
+
+use wsgate_cluster::{CONTROLLER_DEPLOYMENT, INGRESS_NGINX_NAMESPACE};
+use wsgate_e2e::budget::Budget;
+use wsgate_e2e::env::ClusterEnv;
+use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
+use wsgate_manifests::Variant;
+use wsgate_probe::{HoldOutcome, Message, Scheme, chain};
+use wsgate_wait::{Check, Wait};
+
+/// The old controller pod killed (grace 0) after the restart is requested.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
+/// The new controller pod pulled (already on the node), started and Ready.
+const ROLLOUT: Duration = Duration::from_secs(180);
+/// A new connection once it is Ready (its first configuration loaded).
+const RECONNECT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn restarting_the_controller_ends_open_websockets_and_new_ones_work_once_ready() {
+    let budget = Budget::cluster_test();
+    let target = Target::for_phase(Phase::Tls)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let env = ClusterEnv::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let client = wsgate_cluster::connect(&env.kubeconfig, env.context.as_deref())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let probe = target.probe(Scheme::Wss, &Variant::documented());
+    let mut s = probe
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    s.echo(Message::text("before the restart")).await.unwrap();
+    let restarted = Instant::now();
+    wsgate_cluster::restart_deployment(&client, INGRESS_NGINX_NAMESPACE, CONTROLLER_DEPLOYMENT)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let ended = s.wait_for_close(budget.left(CLOSE_DEADLINE)).await;
+    let outcome = match ended {
+        Some(how) => HoldOutcome::Closed {
+            after: restarted.elapsed(),
+            how,
+        },
+        None => HoldOutcome::Survived {
+            held: restarted.elapsed(),
+        },
+    };
+    let recovered = async {
+        wsgate_cluster::wait_rollout_complete(
+            &client,
+            INGRESS_NGINX_NAMESPACE,
+            CONTROLLER_DEPLOYMENT,
+            budget.left(ROLLOUT),
+        )
+        .await
+        .map_err(|e| chain(&e))?;
+        let ready = restarted.elapsed();
+        let probe = &probe;
+        Wait::new("a new wss connection echoes", budget.left(RECONNECT))
+            .every(Duration::from_secs(1))
+            .until(move || async move {
+                let attempt = async {
+                    let mut s = probe.connect().await?;
+                    s.echo(Message::text("after the restart")).await
+                };
+                match attempt.await {
+                    Ok(_) => Check::Done(()),
+                    Err(e) => Check::Pending(chain(&e)),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((ready, restarted.elapsed()))
+    }
+    .await;
+    Row::builder("rollout::restarting_the_controller_ends_open_websockets_and_new_ones_work_once_ready")
+        .tier(target.tier())
+        .ingress("ws (documented, TLS)")
+        .scheme(Scheme::Wss)
+        .client("kubectl rollout restart deployment/ingress-nginx-controller under an open connection (time from the restart)")
+        .also(
+            "a new connection echoes once the new controller is Ready",
+            recovered.is_ok(),
+            match &recovered {
+                Ok((ready, echoed)) => format!(
+                    "new controller Ready {} ms after the restart, a new connection echoed at {} ms",
+                    ready.as_millis(),
+                    echoed.as_millis()
+                ),
+                Err(e) => format!("no new connection: {e}"),
+            },
+        )
+        .judge(
+            Expect::holds(format!(
+                "the open connection ends within {} s (grace 0: no drain)",
+                CLOSE_DEADLINE.as_secs()
+            )),
+            Observed::check(outcome.closed_after().is_some(), outcome.to_string()),
+        )
+        .assert("");
+}
