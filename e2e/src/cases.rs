@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use wsgate_manifests::Variant;
-use wsgate_probe::{HoldOutcome, Message, Scheme, Session, Traffic, chain};
+use wsgate_probe::{HoldOutcome, Message, Probe, Scheme, Session, Traffic, chain};
+use wsgate_wait::{Check, Wait};
 
 use crate::{Expect, Observed, Row, Target};
 
@@ -37,6 +38,30 @@ pub async fn open(target: &Target, scheme: Scheme, variant: &Variant) -> Session
         );
     }
     s
+}
+
+/// Waits until a new connection through `probe` echoes `text`, within `limit` (after a fault,
+/// until the ingress routes again); returns how long that took, or the last failure.
+pub async fn reconnects(probe: &Probe, limit: Duration, text: &str) -> Result<Duration, String> {
+    let start = std::time::Instant::now();
+    Wait::new(
+        format!("a new connection to {} echoes", probe.endpoint().url()),
+        limit,
+    )
+    .every(Duration::from_secs(1))
+    .until(move || async move {
+        let attempt = async {
+            let mut s = probe.connect().await?;
+            s.echo(Message::text(text)).await
+        };
+        match attempt.await {
+            Ok(_) => Check::Done(()),
+            Err(e) => Check::Pending(chain(&e)),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(start.elapsed())
 }
 
 /// A row for `case` on `target`'s tier, with the variant as its Ingress.

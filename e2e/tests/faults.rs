@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use wsgate_e2e::budget::Budget;
+use wsgate_e2e::cases::reconnects;
 use wsgate_e2e::env::ClusterEnv;
 use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
 use wsgate_manifests::{DOCUMENTED_SERVICE, Variant};
 use wsgate_probe::{HoldOutcome, Message, Scheme};
-use wsgate_wait::{Check, Wait};
 
 /// How long a closed connection may take to be noticed after the pod is deleted (the pod's
 /// termination grace plus the echo server's 1001 close).
@@ -52,23 +52,7 @@ async fn deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds() {
         )
         .await
         .map_err(|e| e.to_string())?;
-        let start = Instant::now();
-        let probe = &probe;
-        Wait::new("a new wss connection echoes", budget.left(RECONNECT))
-            .every(Duration::from_secs(1))
-            .until(move || async move {
-                let attempt = async {
-                    let mut s = probe.connect().await?;
-                    s.echo(Message::text("after the fault")).await
-                };
-                match attempt.await {
-                    Ok(_) => Check::Done(()),
-                    Err(e) => Check::Pending(e.to_string()),
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(start.elapsed())
+        reconnects(&probe, budget.left(RECONNECT), "after the fault").await
     }
     .await;
     Row::builder("deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds")

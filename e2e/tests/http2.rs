@@ -148,30 +148,40 @@ async fn echo_after_101(stream: TlsStream<TcpStream>) -> bool {
         )
 }
 
-#[tokio::test]
-async fn a_client_offering_only_http11_upgrades_and_echoes() {
-    let t = target(ControllerConfig::default()).await;
-    let (mut stream, alpn) = tls(&t, &["http/1.1"]).await;
+/// A client offering `offer` in ALPN must get `http/1.1`, a 101 and an echo.
+async fn gets_http11_upgrades_and_echoes(t: &Target, case: &str, config: &str, offer: &[&str]) {
+    let (mut stream, alpn) = tls(t, offer).await;
     let (head, _, _) = upgrade(&mut stream).await;
     let status = first_line(&head);
     let echoed = status.starts_with("HTTP/1.1 101") && echo_after_101(stream).await;
-    row(
+    row(t, case, config)
+        .client(format!(
+            "ALPN {}, then an HTTP/1.1 upgrade and a message",
+            offer.join(", ")
+        ))
+        .judge(
+            Expect::holds("ALPN http/1.1, 101, echo"),
+            Observed::check(
+                alpn == "http/1.1" && echoed,
+                format!(
+                    "ALPN {alpn}; {status}; echo {}",
+                    if echoed { "ok" } else { "failed" }
+                ),
+            ),
+        )
+        .assert(&t.diagnostics());
+}
+
+#[tokio::test]
+async fn a_client_offering_only_http11_upgrades_and_echoes() {
+    let t = target(ControllerConfig::default()).await;
+    gets_http11_upgrades_and_echoes(
         &t,
         "a_client_offering_only_http11_upgrades_and_echoes",
         "use-http2 true, the default",
+        &["http/1.1"],
     )
-    .client("ALPN http/1.1, then an HTTP/1.1 upgrade and a message")
-    .judge(
-        Expect::holds("ALPN http/1.1, 101, echo"),
-        Observed::check(
-            alpn == "http/1.1" && echoed,
-            format!(
-                "ALPN {alpn}; {status}; echo {}",
-                if echoed { "ok" } else { "failed" }
-            ),
-        ),
-    )
-    .assert(&t.diagnostics());
+    .await;
 }
 
 #[tokio::test]
@@ -214,25 +224,11 @@ async fn with_use_http2_false_a_client_offering_h2_gets_http11_and_upgrades() {
         .with_configmap(&[("use-http2".to_owned(), "false".to_owned())].into())
         .unwrap();
     let t = target(config).await;
-    let (mut stream, alpn) = tls(&t, &["h2", "http/1.1"]).await;
-    let (head, _, _) = upgrade(&mut stream).await;
-    let status = first_line(&head);
-    let echoed = status.starts_with("HTTP/1.1 101") && echo_after_101(stream).await;
-    row(
+    gets_http11_upgrades_and_echoes(
         &t,
         "with_use_http2_false_a_client_offering_h2_gets_http11_and_upgrades",
         "ConfigMap use-http2 \"false\"",
+        &["h2", "http/1.1"],
     )
-    .client("ALPN h2, http/1.1, then an HTTP/1.1 upgrade and a message")
-    .judge(
-        Expect::holds("ALPN http/1.1, 101, echo"),
-        Observed::check(
-            alpn == "http/1.1" && echoed,
-            format!(
-                "ALPN {alpn}; {status}; echo {}",
-                if echoed { "ok" } else { "failed" }
-            ),
-        ),
-    )
-    .assert(&t.diagnostics());
+    .await;
 }

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use wsgate_cluster::{CONTROLLER_DEPLOYMENT, INGRESS_NGINX_NAMESPACE};
 use wsgate_e2e::budget::Budget;
+use wsgate_e2e::cases::reconnects;
 use wsgate_e2e::env::ClusterEnv;
 use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
 use wsgate_manifests::Variant;
 use wsgate_probe::{HoldOutcome, Message, Scheme, chain};
-use wsgate_wait::{Check, Wait};
 
 /// The old controller pod killed (grace 0) after the restart is requested.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
@@ -38,9 +38,10 @@ async fn restarting_the_controller_ends_open_websockets_and_new_ones_work_once_r
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
     s.echo(Message::text("before the restart")).await.unwrap();
     let restarted = Instant::now();
-    wsgate_cluster::restart_deployment(&client, INGRESS_NGINX_NAMESPACE, CONTROLLER_DEPLOYMENT)
-        .await
-        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let generation =
+        wsgate_cluster::restart_deployment(&client, INGRESS_NGINX_NAMESPACE, CONTROLLER_DEPLOYMENT)
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
     let ended = s.wait_for_close(budget.left(CLOSE_DEADLINE)).await;
     let outcome = match ended {
         Some(how) => HoldOutcome::Closed {
@@ -56,26 +57,13 @@ async fn restarting_the_controller_ends_open_websockets_and_new_ones_work_once_r
             &client,
             INGRESS_NGINX_NAMESPACE,
             CONTROLLER_DEPLOYMENT,
+            generation,
             budget.left(ROLLOUT),
         )
         .await
         .map_err(|e| chain(&e))?;
         let ready = restarted.elapsed();
-        let probe = &probe;
-        Wait::new("a new wss connection echoes", budget.left(RECONNECT))
-            .every(Duration::from_secs(1))
-            .until(move || async move {
-                let attempt = async {
-                    let mut s = probe.connect().await?;
-                    s.echo(Message::text("after the restart")).await
-                };
-                match attempt.await {
-                    Ok(_) => Check::Done(()),
-                    Err(e) => Check::Pending(chain(&e)),
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        reconnects(&probe, budget.left(RECONNECT), "after the restart").await?;
         Ok::<_, String>((ready, restarted.elapsed()))
     }
     .await;

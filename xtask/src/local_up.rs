@@ -29,6 +29,7 @@ pub fn run(args: LocalUpArgs) -> anyhow::Result<()> {
 /// `local-up --manifests`: a team's own Ingresses, their backends where `--backend` names
 /// them and the echo server elsewhere.
 async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
+    let mut stops = watch_stops()?;
     let own = crate::flags::OwnArgs {
         manifests: args.manifests.clone(),
         backends: args.backends.clone(),
@@ -52,16 +53,7 @@ async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
         nginx.https_addr()
     );
     println!();
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_header([
-            "host and path",
-            "scheme",
-            "dial",
-            "read timeout",
-            "send timeout",
-        ]);
+    let mut table = timeouts_table();
     rows(&mut table, None, &nginx);
     println!("{table}");
     for n in local.notes.iter().chain(&notices) {
@@ -87,7 +79,7 @@ async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
     }
     println!();
     println!("Ctrl-C stops everything.");
-    let why = supervise(&local.echo, &mut [("nginx", &mut nginx)]).await;
+    let why = supervise(&mut stops, &local.echo, &mut [("nginx", &mut nginx)]).await;
     println!("stopping");
     drop(nginx);
     local.echo.shutdown().await;
@@ -98,6 +90,21 @@ async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
         }
         Err(problem) => bail!(problem),
     }
+}
+
+/// The banner's table: one row per host and path, with the timeouts and their sources.
+fn timeouts_table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header([
+            "host and path",
+            "scheme",
+            "dial",
+            "read timeout",
+            "send timeout",
+        ]);
+    table
 }
 
 /// The banner's rows for one nginx: each host and path as it serves them, over `scheme` (or,
@@ -123,6 +130,7 @@ fn rows(table: &mut comfy_table::Table, scheme: Option<&str>, nginx: &LocalIngre
 }
 
 async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
+    let mut stops = watch_stops()?;
     let documented = Documented::shipped()?;
     // The document's Ingress, and the same without its annotations (the 60 s default) beside it.
     let variants = [Variant::documented(), Variant::without_annotations()];
@@ -168,6 +176,7 @@ async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
     })?;
     banner(&echo, &plain, &secure, &trust);
     let why = supervise(
+        &mut stops,
         &echo,
         &mut [("nginx (ws)", &mut plain), ("nginx (wss)", &mut secure)],
     )
@@ -200,16 +209,7 @@ fn banner(
         secure.https_addr()
     );
     println!();
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_header([
-            "host and path",
-            "scheme",
-            "dial",
-            "read timeout",
-            "send timeout",
-        ]);
+    let mut table = timeouts_table();
     // ws as after the document's Step 2, wss as after its TLS step.
     rows(&mut table, Some("ws"), plain);
     rows(&mut table, Some("wss"), secure);
@@ -264,21 +264,32 @@ fn banner(
 }
 
 /// Waits for Ctrl-C or SIGTERM (`Ok`), or for a child to die (`Err` saying which and why).
+/// Ctrl-C and SIGTERM, watched from before anything starts: a signal that arrives once the
+/// banner says "Ctrl-C stops everything" must stop everything, not kill the process.
+struct Stops {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+fn watch_stops() -> anyhow::Result<Stops> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Ok(Stops {
+        int: signal(SignalKind::interrupt()).context("watching Ctrl-C")?,
+        term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
+    })
+}
+
 async fn supervise(
+    stops: &mut Stops,
     echo: &RunningEcho,
     nginxes: &mut [(&str, &mut LocalIngress)],
 ) -> Result<&'static str, String> {
     // Waiting for the person, not for the system: no deadline on purpose.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                r.map_err(|e| format!("cannot watch Ctrl-C: {e}"))?;
-                return Ok("Ctrl-C");
-            }
-            _ = term.recv() => return Ok("SIGTERM"),
+            _ = stops.int.recv() => return Ok("Ctrl-C"),
+            _ = stops.term.recv() => return Ok("SIGTERM"),
             _ = tick.tick() => {
                 for (name, nginx) in nginxes.iter_mut() {
                     if let Some(status) = nginx.exited() {

@@ -162,22 +162,24 @@ pub async fn merge_patch(
 }
 
 /// What `kubectl rollout restart deployment/NAME` does: a new `restartedAt` annotation on the
-/// pod template, so the Deployment rolls its pods.
+/// pod template, so the Deployment rolls its pods. Returns the Deployment's generation after
+/// the change, for [`crate::wait_rollout_complete`].
 pub async fn restart_deployment(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<DynamicObject, ClusterError> {
+) -> Result<i64, ClusterError> {
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let body = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
         "kubectl.kubernetes.io/restartedAt": now
     }}}}});
-    merge_patch(
+    let patched = merge_patch(
         client,
         &ObjectRef::of::<k8s_openapi::api::apps::v1::Deployment>(Some(namespace), name),
         &body,
     )
-    .await
+    .await?;
+    Ok(patched.metadata.generation.unwrap_or(0))
 }
 
 /// Deletes the pods matching `selector` (a fault: what a node drain or an eviction does).

@@ -20,8 +20,9 @@ pub use error::{ClusterError, api_status};
 pub use kube::Client;
 pub use kube::core::ApiResource;
 pub use wait::{
-    LbAddress, deployment_available, describe_deployment, pod_ready, wait_deployment_available,
-    wait_for, wait_ingress_address, wait_job_done, wait_pods_ready, wait_rollout_complete,
+    LbAddress, deployment_available, describe_deployment, pod_ready, rollout_complete,
+    wait_deployment_available, wait_for, wait_ingress_address, wait_job_done, wait_pods_ready,
+    wait_rollout_complete,
 };
 
 /// The label selector of the ingress-nginx controller pod.

@@ -115,22 +115,38 @@ pub async fn wait_deployment_available(
     Ok(got.expect("the condition needs the object"))
 }
 
-/// Waits until a Deployment's rollout is complete (its new ReplicaSet available: kube-runtime's
-/// `is_deployment_completed`) and it is available.
+/// Whether a Deployment's rollout to at least `generation` is complete, as `kubectl rollout
+/// status` decides it: the controller has observed that generation, every replica is updated,
+/// no old one is left, and the updated ones are available.
+pub fn rollout_complete(d: Option<&Deployment>, generation: i64) -> bool {
+    let Some(d) = d else { return false };
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(s) = d.status.as_ref() else {
+        return false;
+    };
+    let updated = s.updated_replicas.unwrap_or(0);
+    s.observed_generation.unwrap_or(0) >= generation
+        && updated == want
+        && s.replicas.unwrap_or(0) == updated
+        && s.available_replicas.unwrap_or(0) >= updated
+}
+
+/// Waits until the rollout of `generation` (the Deployment's `metadata.generation` after the
+/// change that started it) is complete.
 pub async fn wait_rollout_complete(
     client: &Client,
     namespace: &str,
     name: &str,
+    generation: i64,
     limit: Duration,
 ) -> Result<Deployment, ClusterError> {
-    let done = conditions::is_deployment_completed().and(deployment_available);
     let got = wait_for(
         client,
         namespace,
         name,
         "Deployment rollout complete",
         limit,
-        done,
+        move |d: Option<&Deployment>| rollout_complete(d, generation),
         describe_deployment,
     )
     .await?;
@@ -342,6 +358,31 @@ mod tests {
         assert_eq!(addr.documented_jsonpath_output(), "47.102.0.1");
         assert_eq!(LbAddress::of(&with_status(None, None)), None);
         assert_eq!(LbAddress::of(&Ingress::default()), None);
+    }
+
+    #[test]
+    fn a_rollout_is_complete_only_once_its_generation_is_observed_and_available() {
+        let d = |observed: i64, updated: i32, replicas: i32, available: i32| {
+            serde_json::from_value::<Deployment>(serde_json::json!({
+                "metadata": {"name": "c", "generation": 2},
+                "spec": {"replicas": 1, "selector": {}, "template": {}},
+                "status": {"observedGeneration": observed, "updatedReplicas": updated,
+                           "replicas": replicas, "availableReplicas": available}
+            }))
+            .unwrap()
+        };
+        // The old status, before the controller saw the restart: looks fine, is not.
+        assert!(!rollout_complete(Some(&d(1, 1, 1, 1)), 2));
+        assert!(
+            !rollout_complete(Some(&d(2, 1, 2, 1)), 2),
+            "the old pod is still there"
+        );
+        assert!(
+            !rollout_complete(Some(&d(2, 1, 1, 0)), 2),
+            "not available yet"
+        );
+        assert!(rollout_complete(Some(&d(2, 1, 1, 1)), 2));
+        assert!(!rollout_complete(None, 2));
     }
 
     #[test]

@@ -65,11 +65,11 @@ impl std::fmt::Debug for Session {
 pub const ECHO_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Session {
-    /// Sends `msg` and waits until a frame `answers` it arrives (other frames are skipped),
-    /// within `deadline`. `None`: nothing answered in time.
+    /// Sends `msg` (if any) and waits until a frame `answers` arrives (other frames are
+    /// skipped), within `deadline`. `None`: nothing answered in time.
     async fn exchange(
         &mut self,
-        msg: Message,
+        msg: Option<Message>,
         deadline: Duration,
         answers: impl Fn(&Message) -> bool,
     ) -> Result<Option<Message>, ProbeError> {
@@ -78,10 +78,12 @@ impl Session {
             how,
         };
         let result = tokio::time::timeout(deadline, async {
-            self.ws
-                .send(msg)
-                .await
-                .map_err(|e| CloseKind::from_error(&e))?;
+            if let Some(msg) = msg {
+                self.ws
+                    .send(msg)
+                    .await
+                    .map_err(|e| CloseKind::from_error(&e))?;
+            }
             loop {
                 match self.ws.next().await {
                     Some(Ok(reply)) if answers(&reply) => return Ok(reply),
@@ -113,7 +115,10 @@ impl Session {
         let start = Instant::now();
         let sent = describe(&msg);
         let data = |m: &Message| matches!(m, Message::Text(_) | Message::Binary(_));
-        match self.exchange(msg.clone(), ECHO_DEADLINE, data).await? {
+        match self
+            .exchange(Some(msg.clone()), ECHO_DEADLINE, data)
+            .await?
+        {
             None => Err(ProbeError::NoReply {
                 url: self.url.clone(),
                 sent,
@@ -135,7 +140,7 @@ impl Session {
         let payload = b"wsgate liveness".to_vec();
         let ours = |m: &Message| matches!(m, Message::Pong(p) if p.as_ref() == b"wsgate liveness");
         match self
-            .exchange(Message::Ping(payload.into()), deadline, ours)
+            .exchange(Some(Message::Ping(payload.into())), deadline, ours)
             .await?
         {
             None => Err(ProbeError::NoReply {
@@ -315,38 +320,13 @@ impl Session {
     /// The next text or binary message the other side sends, within `deadline`.
     pub async fn next_message(&mut self, deadline: Duration) -> Result<Message, ProbeError> {
         let data = |m: &Message| matches!(m, Message::Text(_) | Message::Binary(_));
-        let next = tokio::time::timeout(deadline, async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(m)) if data(&m) => return Ok(m),
-                    Some(Ok(Message::Close(f))) => {
-                        return Err(CloseKind::from_next(Some(Ok(Message::Close(f))))
-                            .expect("a close frame ends the session"));
-                    }
-                    Some(Ok(_)) => continue,
-                    other => {
-                        return Err(CloseKind::from_next(other)
-                            .expect("errors and end of stream end the session"));
-                    }
-                }
-            }
-        })
-        .await;
-        match next {
-            Err(_) => Err(ProbeError::NoReply {
+        self.exchange(None, deadline, data)
+            .await?
+            .ok_or_else(|| ProbeError::NoReply {
                 url: self.url.clone(),
                 sent: "nothing (waiting for a message)".into(),
                 deadline,
-            }),
-            Ok(Err(how)) => Err(ProbeError::Closed {
-                url: self.url.clone(),
-                how,
-            }),
-            Ok(Ok(m)) => {
-                self.last_traffic = Instant::now();
-                Ok(m)
-            }
-        }
+            })
     }
 
     /// Sends `msg` without waiting for anything back.

@@ -88,11 +88,6 @@ pub async fn check_rule(c: &Checked, addrs: &Addrs, s: &Settings) -> Vec<Row> {
         Endpoint::new(scheme, addr.clone(), rule.host.clone()).with_path(&rule.url_path),
         Trust::Certificates(addrs.trust.clone()),
     );
-    let confirm = if c.echoes {
-        Confirm::Echo
-    } else {
-        Confirm::Ping
-    };
     let mut rows = Vec::new();
     let mut session = match probe.connect().await {
         Ok(session) => {
@@ -100,7 +95,7 @@ pub async fn check_rule(c: &Checked, addrs: &Addrs, s: &Settings) -> Vec<Row> {
                 Expect::holds("HTTP 101 through the ingress"),
                 Observed::check(true, format!("101 for {}", probe.endpoint().url())),
             ));
-            session.confirm_with(confirm)
+            session.confirm_with(confirm(c))
         }
         Err(e) => {
             // A port that does not say it speaks WebSocket and refuses the upgrade is no
@@ -160,6 +155,22 @@ pub async fn check_rule(c: &Checked, addrs: &Addrs, s: &Settings) -> Vec<Row> {
     rows
 }
 
+/// How a hold confirms survival for this rule: an echo where the backend echoes, else a pong.
+fn confirm(c: &Checked) -> Confirm {
+    if c.echoes {
+        Confirm::Echo
+    } else {
+        Confirm::Ping
+    }
+}
+
+async fn connect(
+    c: &Checked,
+    probe: &Probe,
+) -> Result<wsgate_probe::Session, wsgate_probe::ProbeError> {
+    Ok(probe.connect().await?.confirm_with(confirm(c)))
+}
+
 /// The effective read timeout, and whether it is within what a check holds idle.
 fn read_timeout(rule: &Rule, s: &Settings) -> (Duration, bool) {
     let t = Duration::from_secs(rule.timeouts.read.seconds);
@@ -177,15 +188,8 @@ async fn idle_check(c: &Checked, probe: &Probe, scheme: Scheme, s: &Settings) ->
         (s.max_idle, Expect::Survive)
     };
     let builder = row(&c.rule, "idle", scheme, s).client(format!("idle {} s", hold.as_secs_f64()));
-    let outcome = match probe.connect().await {
-        Ok(session) => {
-            let mut session = session.confirm_with(if c.echoes {
-                Confirm::Echo
-            } else {
-                Confirm::Ping
-            });
-            session.hold_idle(hold).await
-        }
+    let outcome = match connect(c, probe).await {
+        Ok(mut session) => session.hold_idle(hold).await,
         Err(e) => return builder.judge(expect, Observed::check(false, chain(&e))),
     };
     builder.judge(expect, Observed::Hold(outcome))
@@ -206,15 +210,8 @@ async fn traffic_check(c: &Checked, probe: &Probe, scheme: Scheme, s: &Settings)
         every.as_secs_f64(),
         total.as_secs_f64()
     ));
-    let outcome = match probe.connect().await {
-        Ok(session) => {
-            let mut session = session.confirm_with(if c.echoes {
-                Confirm::Echo
-            } else {
-                Confirm::Ping
-            });
-            session.hold_with_traffic(total, every, traffic).await
-        }
+    let outcome = match connect(c, probe).await {
+        Ok(mut session) => session.hold_with_traffic(total, every, traffic).await,
         Err(e) => return builder.judge(Expect::Survive, Observed::check(false, chain(&e))),
     };
     builder.judge(Expect::Survive, Observed::Hold(outcome))

@@ -154,32 +154,38 @@ impl Builder<'_> {
 
     pub(super) fn image_step(&self) -> Step {
         let image = &self.inputs.image;
-        let name = &self.args.name;
-        let archive = self.work.join("wsgate-echo-image.tar");
         Self::step(
             StepId::EchoImage,
             vec![
                 Action::EnsureImage {
                     reference: image.clone(),
                 },
-                Action::LoadImage(LoadImage {
-                    direct: self
-                        .kind()
-                        .args(["load", "docker-image", image, "--name", name]),
-                    // One platform only: an index naming other platforms' (absent) content is
-                    // what fails to import (kind#3795, containerd#12908).
-                    save: Cmd::new(&self.tools().docker)
-                        .args(["save", "--platform", &docker_platform(), "--output"])
-                        .arg(&archive)
-                        .arg(image),
-                    archive: self
-                        .kind()
-                        .args(["load", "image-archive"])
-                        .arg(&archive)
-                        .args(["--name", name]),
-                }),
+                self.load_image(image),
             ],
         )
+    }
+
+    /// `kind load docker-image`, with an image-archive fallback (saved for this platform only:
+    /// an index naming other platforms' absent content is what fails to import, kind#3795).
+    pub(super) fn load_image(&self, image: &str) -> Action {
+        let name = &self.args.name;
+        let archive = self
+            .work
+            .join(format!("{}.tar", image.replace(['/', ':'], "_")));
+        Action::LoadImage(LoadImage {
+            direct: self
+                .kind()
+                .args(["load", "docker-image", image, "--name", name]),
+            save: Cmd::new(&self.tools().docker)
+                .args(["save", "--platform", &docker_platform(), "--output"])
+                .arg(&archive)
+                .arg(image),
+            archive: self
+                .kind()
+                .args(["load", "image-archive"])
+                .arg(&archive)
+                .args(["--name", name]),
+        })
     }
 
     pub(super) fn teardown(&self) -> Step {

@@ -14,7 +14,7 @@ use wsgate_probe::Scheme;
 
 use super::builder::Builder;
 use super::{Mode, Own, Step, StepId};
-use crate::action::{Action, ApiBody, ApiCall, ApiVerb, CheckRules, LoadImage, Route, WaitFor};
+use crate::action::{Action, ApiBody, ApiCall, ApiVerb, CheckRules, Route, WaitFor};
 
 fn ns(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.namespace.clone().unwrap_or_else(|| "default".into())
@@ -66,34 +66,7 @@ impl Builder<'_> {
                 .args
                 .load_images
                 .iter()
-                .map(|image| {
-                    let archive = self
-                        .work
-                        .join(format!("{}.tar", image.replace(['/', ':'], "_")));
-                    Action::LoadImage(LoadImage {
-                        direct: self.kind().args([
-                            "load",
-                            "docker-image",
-                            image,
-                            "--name",
-                            &self.args.name,
-                        ]),
-                        save: crate::action::Cmd::new(&self.tools().docker)
-                            .args([
-                                "save",
-                                "--platform",
-                                &super::cluster::docker_platform(),
-                                "--output",
-                            ])
-                            .arg(&archive)
-                            .arg(image),
-                        archive: self
-                            .kind()
-                            .args(["load", "image-archive"])
-                            .arg(&archive)
-                            .args(["--name", &self.args.name]),
-                    })
-                })
+                .map(|image| self.load_image(image))
                 .collect();
             steps.push(Self::step(StepId::LoadImages, actions));
         }
