@@ -143,8 +143,8 @@ pub async fn check_on_cluster(
     let config = w.controller_config()?;
     let mut trust = Vec::new();
     for s in &w.secrets {
-        if let Some(crt) = s.data.as_ref().and_then(|d| d.get("tls.crt")) {
-            trust.push(CertificateDer::from_pem_slice(&crt.0).with_context(|| {
+        if let Some((crt, _)) = wsgate_manifests::tls_pair(s) {
+            trust.push(CertificateDer::from_pem_slice(crt).with_context(|| {
                 format!(
                     "Secret {:?}: tls.crt",
                     s.metadata.name.as_deref().unwrap_or_default()

@@ -39,6 +39,12 @@ enum Fault {
     NoRoute(Phase),
     /// `kind get clusters` already lists the cluster.
     ClusterExists,
+    /// An object whose path contains this is already on the cluster: someone else's, or
+    /// (`by_wsgate`) left by an earlier run.
+    Exists {
+        path: &'static str,
+        by_wsgate: bool,
+    },
 }
 
 struct Rig {
@@ -184,6 +190,32 @@ async fn answer(
     if query.contains("watch=") {
         // A watch that never reports: the waits are met (or not) by the list.
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    let single = segments.len() >= 2
+        && [
+            "namespaces",
+            "services",
+            "deployments",
+            "ingresses",
+            "secrets",
+            "configmaps",
+        ]
+        .contains(&segments[segments.len() - 2]);
+    if single {
+        // One object: absent unless the fault puts it there.
+        return match fault {
+            Fault::Exists { path: p, by_wsgate } if path.contains(p) => json_response(
+                200,
+                serde_json::json!({"apiVersion": "v1", "kind": "Object", "metadata": {
+                    "name": segments[segments.len() - 1],
+                    "managedFields": [{"manager": if by_wsgate { "wsgate" } else { "helm" }, "operation": "Apply"}]}}),
+            ),
+            _ => json_response(
+                404,
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound", "message": "not found"}),
+            ),
+        };
     }
     if path.ends_with("/log") {
         return hyper::Response::new(Full::new(Bytes::from_static(b"controller log\n")));
@@ -517,7 +549,7 @@ fn fails_at(fault: Fault, step: StepId, flags: &[&str]) -> Rig {
         .take(index)
         .any(|s| match s.arms_teardown {
             // A failure at the arming step before the armed action leaves nothing to delete.
-            Some(at) if s.id == step => !err.contains("already exists") && at < s.actions.len(),
+            Some(at) if s.id == step => !err.contains("already") && at < s.actions.len(),
             Some(_) => true,
             None => false,
         });
@@ -687,6 +719,51 @@ fn an_existing_cluster_gets_its_namespace_and_loses_it_afterwards() {
             .iter()
             .any(|l| l.starts_with("kind ") || l.starts_with("docker "))
     );
+}
+
+#[test]
+fn someone_elses_namespace_on_an_existing_cluster_is_neither_changed_nor_deleted() {
+    let rig = fails_at(
+        Fault::Exists {
+            path: "namespaces/wsgate-e2e",
+            by_wsgate: false,
+        },
+        StepId::Manifests,
+        &EXISTING,
+    );
+    assert_eq!(rig.recorded(), Vec::<String>::new());
+}
+
+#[test]
+fn a_namespace_left_by_an_earlier_run_is_taken_over() {
+    let (rig, plan, result) = rehearse(
+        &EXISTING,
+        Fault::Exists {
+            path: "namespaces/wsgate-e2e",
+            by_wsgate: true,
+        },
+    );
+    result.unwrap();
+    assert_eq!(
+        rig.recorded(),
+        expected(&plan.actions().collect::<Vec<_>>())
+    );
+}
+
+#[test]
+fn own_manifests_over_someone_elses_objects_are_refused_before_any_change() {
+    let chat = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/examples/chat");
+    let mut flags = EXISTING.to_vec();
+    flags.extend(["--manifests", chat]);
+    let rig = fails_at(
+        Fault::Exists {
+            path: "services/chat",
+            by_wsgate: false,
+        },
+        StepId::OwnManifests,
+        &flags,
+    );
+    assert_eq!(rig.recorded(), Vec::<String>::new());
 }
 
 #[test]

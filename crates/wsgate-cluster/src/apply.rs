@@ -101,6 +101,57 @@ pub async fn server_side_apply(
         .map_err(api_err("server-side apply of", target))
 }
 
+/// Whether an object is on the cluster, and whether an earlier wsgate run put it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    Absent,
+    /// Applied by wsgate (its field manager is among the object's managers): left by an
+    /// earlier run that could not tear down, so taking it over is safe.
+    LeftByWsgate,
+    /// Someone else's: the suite must neither change nor delete it.
+    Foreign {
+        managers: Vec<String>,
+    },
+}
+
+/// Looks `target` up (a GET) and tells whose it is.
+pub async fn presence(client: &Client, target: &ObjectRef) -> Result<Presence, ClusterError> {
+    let found = target
+        .api(client)
+        .get_opt(&target.name)
+        .await
+        .map_err(api_err("get", target))?;
+    let Some(obj) = found else {
+        return Ok(Presence::Absent);
+    };
+    let managers: Vec<String> = obj
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    Ok(if managers.iter().any(|m| m == FIELD_MANAGER) {
+        Presence::LeftByWsgate
+    } else {
+        Presence::Foreign { managers }
+    })
+}
+
+/// The objects of `targets` that exist and are not wsgate's, as `Kind namespace/name (managers)`.
+pub async fn foreign_objects(
+    client: &Client,
+    targets: &[ObjectRef],
+) -> Result<Vec<String>, ClusterError> {
+    let mut out = Vec::new();
+    for t in targets {
+        if let Presence::Foreign { managers } = presence(client, t).await? {
+            out.push(format!("{t} (managed by {})", managers.join(", ")));
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the API server refused a request because an admission webhook could not be called
 /// (the controller is not answering yet): it reports that as 500 `InternalError`.
 pub fn is_webhook_unavailable(e: &ClusterError) -> bool {

@@ -11,8 +11,9 @@ use kube::Config;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use apply::{
-    FIELD_MANAGER, ObjectRef, apply_body, apply_when_webhook_answers, delete_pods,
-    is_webhook_unavailable, merge_patch, restart_deployment, server_side_apply,
+    FIELD_MANAGER, ObjectRef, Presence, apply_body, apply_when_webhook_answers, delete_pods,
+    foreign_objects, is_webhook_unavailable, merge_patch, presence, restart_deployment,
+    server_side_apply,
 };
 pub use diagnostics::collect_diagnostics;
 pub use error::{ClusterError, api_status};

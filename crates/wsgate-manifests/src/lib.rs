@@ -19,7 +19,7 @@ pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_s
 pub use variants::{Variant, derive_ingress};
 pub use workload::{
     ANNOTATION_PREFIX, CONTROLLER_CONFIGMAP, Notice, Rule, WEBSOCKET_APP_PROTOCOLS, Workload,
-    uses_regex,
+    tls_pair, tls_secret_hosts, uses_regex,
 };
 
 /// The host of the documented Ingress.

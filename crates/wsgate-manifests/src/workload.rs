@@ -139,7 +139,7 @@ impl Workload {
                     Object::Deployment(d) => w.deployments.push(*d),
                     Object::Service(s) => w.services.push(*s),
                     Object::Ingress(i) => w.ingresses.push(*i),
-                    Object::Secret(s) => w.secrets.push(*s),
+                    Object::Secret(s) => w.secrets.push(with_string_data_merged(*s)),
                     Object::Namespace(n) => w.namespaces.push(*n),
                     Object::ConfigMap(c)
                         if c.metadata.name.as_deref() == Some(CONTROLLER_CONFIGMAP) =>
@@ -366,6 +366,42 @@ impl Workload {
     }
 }
 
+/// The Secret as the API server stores it: `stringData` merged into `data` (its keys win), so
+/// a certificate written either way is found in `data`.
+fn with_string_data_merged(mut s: Secret) -> Secret {
+    if let Some(strings) = s.string_data.take() {
+        let data = s.data.get_or_insert_with(Default::default);
+        for (k, v) in strings {
+            data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+        }
+    }
+    s
+}
+
+/// The TLS Secrets the rules name, as `(namespace, name)`, with the hosts each covers.
+pub fn tls_secret_hosts(
+    rules: &[Rule],
+) -> std::collections::BTreeMap<(String, String), Vec<String>> {
+    let mut out: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for r in rules {
+        if let Some(secret) = &r.tls_secret {
+            let hosts = out
+                .entry((r.namespace.clone(), secret.clone()))
+                .or_default();
+            if !hosts.contains(&r.host) {
+                hosts.push(r.host.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The certificate and key of a TLS Secret, when it carries both.
+pub fn tls_pair(s: &Secret) -> Option<(&[u8], &[u8])> {
+    let d = s.data.as_ref()?;
+    Some((&d.get("tls.crt")?.0, &d.get("tls.key")?.0))
+}
+
 /// Whether the controller renders this Ingress's paths as regular expressions (`use-regex`, or
 /// `rewrite-target`, which implies it): there is no single URL to dial for them.
 pub fn uses_regex(ing: &Ingress) -> bool {
@@ -535,5 +571,25 @@ data:
             e.contains("ServiceAccount") && e.contains("apply other kinds yourself"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_certificate_written_as_string_data_is_found_like_the_api_server_stores_it() {
+        let secret = |body: &str| {
+            let text = format!(
+                "{CHAT}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: chat-tls}}\ntype: kubernetes.io/tls\n{body}\n"
+            );
+            let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
+            let s = w.secrets[0].clone();
+            (tls_pair(&s).map(|(c, k)| (c.to_vec(), k.to_vec())), s)
+        };
+        let (pair, s) = secret("stringData: {tls.crt: CRT, tls.key: KEY}");
+        assert_eq!(pair, Some((b"CRT".to_vec(), b"KEY".to_vec())));
+        assert!(s.string_data.is_none(), "merged into data");
+        // stringData wins over data for the same key, as on the API server.
+        let (pair, _) = secret("data: {tls.crt: T0xE, tls.key: S0VZ}\nstringData: {tls.crt: NEW}");
+        assert_eq!(pair, Some((b"NEW".to_vec(), b"KEY".to_vec())));
+        let (pair, _) = secret("stringData: {tls.crt: CRT}");
+        assert_eq!(pair, None, "no key: not a usable TLS pair");
     }
 }

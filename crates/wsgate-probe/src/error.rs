@@ -80,6 +80,12 @@ impl ProbeError {
         }
     }
 
+    /// Whether the upgrade was answered by the proxy for want of a reachable backend
+    /// (502/503/504): never a backend's own answer to it.
+    pub fn is_gateway_error(&self) -> bool {
+        matches!(self.rejected_status(), Some(502..=504))
+    }
+
     /// Whether the TLS handshake failed because the server's certificate was not trusted.
     pub fn rejects_certificate(&self) -> bool {
         match self {

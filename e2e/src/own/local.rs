@@ -137,28 +137,14 @@ pub async fn start(
     // generated certificate for the hosts that use them.
     let mut secrets: Vec<Secret> = Vec::new();
     let mut trust: Vec<CertificateDer<'static>> = Vec::new();
-    let mut hosts_of: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for rule in &rules {
-        if let Some(name) = &rule.tls_secret {
-            let hosts = hosts_of
-                .entry((rule.namespace.clone(), name.clone()))
-                .or_default();
-            if !hosts.contains(&rule.host) {
-                hosts.push(rule.host.clone());
-            }
-        }
-    }
-    for ((ns, name), hosts) in &hosts_of {
+    for ((ns, name), hosts) in &wsgate_manifests::tls_secret_hosts(&rules) {
         let given = w
             .secrets
             .iter()
             .find(|s| secret_id(s) == (ns.clone(), name.clone()));
-        let cert = given
-            .and_then(|s| s.data.as_ref())
-            .and_then(|d| Some((d.get("tls.crt")?, d.get("tls.key")?)));
-        match (given, cert) {
+        match (given, given.and_then(wsgate_manifests::tls_pair)) {
             (Some(secret), Some((crt, _))) => {
-                trust.push(CertificateDer::from_pem_slice(&crt.0).map_err(|source| {
+                trust.push(CertificateDer::from_pem_slice(crt).map_err(|source| {
                     OwnError::SecretCert {
                         secret: format!("{ns}/{name}"),
                         source,

@@ -98,9 +98,11 @@ pub async fn check_rule(c: &Checked, addrs: &Addrs, s: &Settings) -> Vec<Row> {
             session.confirm_with(confirm(c))
         }
         Err(e) => {
-            // A port that does not say it speaks WebSocket and refuses the upgrade is no
-            // WebSocket backend: said once, not a failure.
-            let not_websocket = !rule.marked_websocket && e.rejected_status().is_some();
+            // A port that does not say it speaks WebSocket and refuses the upgrade itself is no
+            // WebSocket backend: said once, not a failure. A 502/503/504 is the proxy finding
+            // no backend at all, which is.
+            let not_websocket =
+                !rule.marked_websocket && e.rejected_status().is_some() && !e.is_gateway_error();
             rows.push(row(rule, "handshake", scheme, s).client("upgrade").judge(
                 Expect::holds(if rule.marked_websocket {
                     "HTTP 101 through the ingress (the Service port says appProtocol kubernetes.io/ws)"

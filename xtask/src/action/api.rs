@@ -134,6 +134,19 @@ pub struct Route {
     pub trust: Vec<PathBuf>,
     /// An echo must come back (the backend echoes); else the handshake is enough.
     pub echo: bool,
+    /// Only a 101 will do (the port says it speaks WebSocket). Otherwise the backend's own
+    /// refusal of the upgrade also shows the route works; the controller's 404 (no such host
+    /// yet) and 502/503/504 (no reachable endpoint yet) do not.
+    pub websocket_required: bool,
+}
+
+impl Route {
+    /// Whether an HTTP answer to the upgrade shows the route works: only for a port that need
+    /// not speak WebSocket, and only when it is the backend's own answer (not the controller's
+    /// 404 for a host it does not serve yet, nor its 502/503/504 for a missing endpoint).
+    pub fn accepts_refusal(&self, status: u16) -> bool {
+        !self.websocket_required && !matches!(status, 404 | 502..=504)
+    }
 }
 
 impl fmt::Display for WaitFor {
@@ -153,10 +166,11 @@ impl fmt::Display for WaitFor {
                 write!(
                     f,
                     "{} {}://{}{} via {}",
-                    if r.echo {
-                        "an echo over"
-                    } else {
-                        "a WebSocket handshake with"
+                    match (r.echo, r.websocket_required) {
+                        (true, _) => "an echo over",
+                        (false, true) => "a WebSocket handshake with",
+                        (false, false) =>
+                            "a WebSocket handshake, or the backend's own refusal of it, with",
                     },
                     r.scheme,
                     r.host,
@@ -198,5 +212,26 @@ mod tests {
         let line = call.to_string();
         assert!(line.contains("tls.key from /t/c.key"), "{line}");
         assert!(!line.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn only_a_backend_s_own_refusal_shows_an_unmarked_route_works() {
+        let mut r = Route {
+            scheme: Scheme::Ws,
+            addr: "127.0.0.1:80".into(),
+            host: "api.example".into(),
+            path: "/".into(),
+            trust: Vec::new(),
+            echo: false,
+            websocket_required: false,
+        };
+        for ok in [200, 400, 401, 403, 405, 426] {
+            assert!(r.accepts_refusal(ok), "{ok}");
+        }
+        for pending in [404, 502, 503, 504] {
+            assert!(!r.accepts_refusal(pending), "{pending}");
+        }
+        r.websocket_required = true;
+        assert!(!r.accepts_refusal(400), "a WebSocket port must answer 101");
     }
 }

@@ -81,6 +81,12 @@ pub enum Action {
         namespace: String,
         dir: PathBuf,
     },
+    /// None of these objects may exist unless an earlier wsgate run applied them: on a shared
+    /// cluster the run must not change, nor its teardown delete, what belongs to someone else.
+    ExpectAbsent {
+        targets: Vec<wsgate_cluster::ObjectRef>,
+        hint: String,
+    },
     /// Nothing to do, and why.
     Note(String),
     /// Every rule of a team's own manifests checked through the ingress, rows written to `rows`.
@@ -138,6 +144,7 @@ impl Action {
             Self::CheckAnnotations { strict, .. } => format!("annotations strict={strict}"),
             Self::Diagnostics { .. } => "diagnostics".into(),
             Self::Note(n) => format!("note {n}"),
+            Self::ExpectAbsent { targets, .. } => format!("absent {}", targets.len()),
             Self::CheckRules(c) => format!("check rules of {}", c.manifests.len()),
         }
     }
@@ -224,6 +231,13 @@ impl Action {
                 dir.display()
             )],
             Self::Note(n) => vec![format!("# {n}")],
+            Self::ExpectAbsent { targets, hint } => {
+                let mut v = vec![format!(
+                    "~ GET each: none may exist unless an earlier wsgate run applied it (else: {hint})"
+                )];
+                v.extend(targets.iter().map(|t| format!("#   {}", t.path())));
+                v
+            }
             Self::CheckRules(c) => vec![format!(
                 "# check every rule of {} via {} (ws) and {} (wss): handshake, ping/pong liveness, {}idle (up to {} s), traffic; rows to {}",
                 c.manifests

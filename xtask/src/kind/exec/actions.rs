@@ -206,6 +206,18 @@ impl Exec<'_> {
                     .block_on(wsgate_cluster::collect_diagnostics(&client, namespace, dir))?;
             }
             Action::Note(_) => {}
+            Action::ExpectAbsent { targets, hint } => {
+                let client = self.client()?;
+                let foreign = self
+                    .rt
+                    .block_on(wsgate_cluster::foreign_objects(&client, targets))?;
+                if !foreign.is_empty() {
+                    bail!(
+                        "already on the cluster and not applied by wsgate: {}; {hint}",
+                        foreign.join(", ")
+                    );
+                }
+            }
             Action::CheckRules(c) => {
                 let rows = self.rt.block_on(crate::own::check_on_cluster(c))?;
                 let failed: Vec<String> = rows
@@ -355,6 +367,13 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
                     };
                     match attempt.await {
                         Ok(()) => Check::Done(()),
+                        // A backend that is no WebSocket server refused the upgrade itself.
+                        Err(e)
+                            if e.rejected_status()
+                                .is_some_and(|s| route.accepts_refusal(s)) =>
+                        {
+                            Check::Done(())
+                        }
                         Err(e) => Check::Pending(e.to_string()),
                     }
                 })

@@ -81,6 +81,19 @@ impl<'a> Builder<'a> {
                 )
             }
         };
+        // With a team's own manifests, the namespace their (first) Ingress lives in: what the
+        // plan's header and the diagnostics name.
+        let namespace = inputs
+            .own
+            .as_ref()
+            .and_then(|own| own.workload.ingresses.first())
+            .map(|i| {
+                i.metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| DOCUMENTED_NAMESPACE.into())
+            })
+            .unwrap_or(namespace);
         Ok(Self {
             args,
             inputs,

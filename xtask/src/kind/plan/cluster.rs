@@ -220,7 +220,11 @@ impl Builder<'_> {
             (Mode::Existing, false, _) => Action::Run(
                 self.kubectl()
                     .args(["-n", ns, "delete", "--ignore-not-found"])
-                    .args(self.owned_objects()),
+                    .args(
+                        self.owned_objects()
+                            .iter()
+                            .map(|o| format!("{}/{}", o.resource.kind.to_lowercase(), o.name)),
+                    ),
             ),
         };
         Self::step(StepId::Teardown, vec![action])

@@ -2,7 +2,7 @@
 //! Secrets without data get a generated certificate), their Deployments Available and rules
 //! routing, then every rule checked; on an existing cluster, teardown deletes what was applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -48,15 +48,41 @@ fn target(o: &Object) -> (ObjectRef, serde_json::Value) {
     }
 }
 
-/// A TLS Secret the manifests name without a certificate in it.
-fn lacks_cert(s: &Secret) -> bool {
-    s.data
-        .as_ref()
-        .is_none_or(|d| !d.contains_key("tls.crt") || !d.contains_key("tls.key"))
-}
-
 impl Builder<'_> {
+    /// What the flags and manifests ask that this cluster cannot do, refused before anything runs.
+    pub(super) fn check_own(&self, own: &Own) -> anyhow::Result<()> {
+        if self.args.namespace.is_some() {
+            anyhow::bail!(
+                "--namespace is for the document's objects; with --manifests each object names its own namespace (metadata.namespace, else default)"
+            );
+        }
+        if self.mode == Mode::Existing && !own.args.load_images.is_empty() {
+            anyhow::bail!(
+                "--load-image {} loads into kind's nodes; an existing cluster pulls images from a registry: push them there and drop --load-image",
+                own.args.load_images.join(", ")
+            );
+        }
+        if self.mode == Mode::Kind {
+            for ing in &own.workload.ingresses {
+                let class = ing
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ingress_class_name.as_deref());
+                if class != Some("nginx") {
+                    anyhow::bail!(
+                        "Ingress {}/{} has ingressClassName {}; the kind cluster's ingress-nginx serves class nginx only, so it would never route: set spec.ingressClassName: nginx",
+                        ns(&ing.metadata),
+                        name(&ing.metadata),
+                        class.map_or_else(|| "unset".to_owned(), |c| format!("{c:?}"))
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn own_steps(&self, own: &Own) -> anyhow::Result<Vec<Step>> {
+        self.check_own(own)?;
         let w = &own.workload;
         let config = w.controller_config()?;
         let rules = w.rules(&config)?;
@@ -71,95 +97,93 @@ impl Builder<'_> {
             steps.push(Self::step(StepId::LoadImages, actions));
         }
 
-        // The objects, in apply order; TLS Secrets without a certificate get a generated one.
         let mut actions = Vec::new();
-        if let Some(cm) = &w.controller {
-            match self.mode {
-                Mode::Kind => {
-                    let mut cm = cm.clone();
-                    cm.metadata.namespace = Some(INGRESS_NGINX_NAMESPACE.into());
-                    actions.push(self.apply(
-                        ObjectRef::of::<ConfigMap>(
-                            Some(INGRESS_NGINX_NAMESPACE),
-                            &name(&cm.metadata),
-                        ),
-                        apply_body(&cm, Some(INGRESS_NGINX_NAMESPACE)),
-                        None,
-                    ));
-                }
-                Mode::Existing => actions.push(Action::Note(
-                    "the manifests' controller ConfigMap sets the expected timeouts only; the cluster's controller keeps its own".into(),
-                )),
-            }
+        if self.mode == Mode::Existing {
+            // Teardown deletes what the run applied: first make sure none of it is someone else's.
+            actions.push(Action::ExpectAbsent {
+                targets: self.own_targets(own, &rules),
+                hint: "run against a cluster (or namespaces) where the manifests' objects do not exist yet, or delete them first".into(),
+            });
         }
-        let mut generated = Vec::new();
-        let mut hosts_of: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for r in &rules {
-            if let Some(secret) = &r.tls_secret {
-                hosts_of
-                    .entry((r.namespace.clone(), secret.clone()))
-                    .or_default()
-                    .push(r.host.clone());
+        match (&w.controller, self.mode) {
+            (Some(cm), Mode::Kind) => {
+                let mut cm = cm.clone();
+                cm.metadata.namespace = Some(INGRESS_NGINX_NAMESPACE.into());
+                actions.push(self.apply(
+                    ObjectRef::of::<ConfigMap>(Some(INGRESS_NGINX_NAMESPACE), &name(&cm.metadata)),
+                    apply_body(&cm, Some(INGRESS_NGINX_NAMESPACE)),
+                    None,
+                ));
             }
+            (Some(_), Mode::Existing) => actions.push(Action::Note(
+                "the manifests' controller ConfigMap sets the expected timeouts only; the cluster's controller keeps its own".into(),
+            )),
+            (None, Mode::Existing) => actions.push(Action::Note(
+                "the manifests have no ingress-nginx-controller ConfigMap: timeouts are expected at the controller's defaults (60 s); a cluster whose controller sets others will differ".into(),
+            )),
+            (None, Mode::Kind) => {}
         }
-        for ((sns, sname), hosts) in &hosts_of {
+        // Namespaces first: the generated Secrets may live in them.
+        let order = w.apply_order();
+        let (namespaces, rest): (Vec<_>, Vec<_>) = order
+            .into_iter()
+            .partition(|o| matches!(o, Object::Namespace(_)));
+        for o in &namespaces {
+            let (target, body) = target(o);
+            actions.push(self.apply(target, body, None));
+        }
+        // TLS Secrets: a given certificate is trusted; a Secret without one gets a generated one.
+        let mut trust = Vec::new();
+        let mut replaced = BTreeSet::new();
+        let tls_dir = self.work.join("tls");
+        for ((sns, sname), hosts) in wsgate_manifests::tls_secret_hosts(&rules) {
             let given = w
                 .secrets
                 .iter()
-                .find(|s| ns(&s.metadata) == *sns && name(&s.metadata) == *sname);
-            let tls_dir = self.work.join("tls");
-            match given {
-                Some(s) if !lacks_cert(s) => {
-                    // Its certificate, for the route waits to verify (a certificate, not the key).
-                    let crt = &s.data.as_ref().expect("checked")["tls.crt"].0;
-                    let path = tls_dir.join(format!("{sns}-{sname}.crt"));
-                    actions.push(Action::WriteFile {
-                        path: path.clone(),
-                        contents: String::from_utf8_lossy(crt).into_owned(),
-                        about: format!("the certificate of Secret {sns}/{sname}"),
-                    });
-                    generated.push(path);
-                }
-                _ => {
-                    let (cert, key) = (
-                        tls_dir.join(format!("{sns}-{sname}.crt")),
-                        tls_dir.join(format!("{sns}-{sname}.key")),
-                    );
-                    let mut hosts = hosts.clone();
-                    hosts.dedup();
-                    actions.push(Action::GenerateCert {
-                        hosts,
+                .find(|s| ns(&s.metadata) == sns && name(&s.metadata) == sname);
+            let cert = tls_dir.join(format!("{sns}-{sname}.crt"));
+            if let Some((crt, _)) = given.and_then(|s| wsgate_manifests::tls_pair(s)) {
+                // Its certificate, for the route waits to verify (a certificate, not the key).
+                actions.push(Action::WriteFile {
+                    path: cert.clone(),
+                    contents: String::from_utf8_lossy(crt).into_owned(),
+                    about: format!("the certificate of Secret {sns}/{sname}"),
+                });
+            } else {
+                let key = tls_dir.join(format!("{sns}-{sname}.key"));
+                actions.push(Action::GenerateCert {
+                    hosts,
+                    cert: cert.clone(),
+                    key: key.clone(),
+                });
+                actions.push(Action::Api(ApiCall {
+                    verb: ApiVerb::ServerSideApply,
+                    target: ObjectRef::of::<Secret>(Some(&sns), &sname),
+                    body: ApiBody::TlsSecret {
                         cert: cert.clone(),
-                        key: key.clone(),
-                    });
-                    actions.push(Action::Api(ApiCall {
-                        verb: ApiVerb::ServerSideApply,
-                        target: ObjectRef::of::<Secret>(Some(sns), sname),
-                        body: ApiBody::TlsSecret {
-                            cert: cert.clone(),
-                            key,
-                        },
-                        webhook_retry: None,
-                    }));
-                    generated.push(cert);
-                }
+                        key,
+                    },
+                    webhook_retry: None,
+                }));
+                replaced.insert((sns, sname));
             }
+            trust.push(cert);
         }
-        for o in w.apply_order() {
-            if let Object::Secret(s) = &o
-                && lacks_cert(s)
-                && s.type_.as_deref() == Some("kubernetes.io/tls")
+        for o in &rest {
+            if let Object::Secret(s) = o
+                && replaced.contains(&(ns(&s.metadata), name(&s.metadata)))
             {
                 continue; // Applied above with its generated certificate.
             }
             let retry = matches!(o, Object::Ingress(_)).then_some(self.inputs.deadlines.webhook);
-            let (target, body) = target(&o);
+            let (target, body) = target(o);
             actions.push(self.apply(target, body, retry));
         }
         steps.push(Step {
             id: StepId::OwnManifests,
+            // On an existing cluster teardown is armed once the objects are known to be absent.
+            arms_teardown: (self.mode == Mode::Existing).then_some(1),
             actions,
-            arms_teardown: (self.mode == Mode::Existing).then_some(0),
         });
 
         let mut ready: Vec<Action> = w
@@ -173,7 +197,6 @@ impl Builder<'_> {
                 limit: self.inputs.deadlines.controller,
             })
             .collect();
-        let mut trust = generated;
         trust.extend(own.args.trust.iter().cloned());
         for r in rules.iter().filter(|r| !r.regex) {
             let (scheme, addr) = match r.tls_secret {
@@ -188,6 +211,7 @@ impl Builder<'_> {
                     path: r.url_path.clone(),
                     trust: trust.clone(),
                     echo: false,
+                    websocket_required: r.marked_websocket,
                 }),
                 limit: self.inputs.deadlines.routes,
             });
@@ -209,15 +233,39 @@ impl Builder<'_> {
         Ok(steps)
     }
 
-    /// On an existing cluster: delete what the manifests applied, namespaces last.
+    /// Every object the run applies on an existing cluster: the manifests' and the generated
+    /// TLS Secrets.
+    fn own_targets(&self, own: &Own, rules: &[wsgate_manifests::Rule]) -> Vec<ObjectRef> {
+        let mut v: Vec<ObjectRef> = own
+            .workload
+            .apply_order()
+            .iter()
+            .map(|o| target(o).0)
+            .collect();
+        for (sns, sname) in wsgate_manifests::tls_secret_hosts(rules).into_keys() {
+            let t = ObjectRef::of::<Secret>(Some(&sns), &sname);
+            if !v.contains(&t) {
+                v.push(t);
+            }
+        }
+        v
+    }
+
+    /// On an existing cluster: delete what the run applied (generated Secrets included),
+    /// namespaces last.
     pub(super) fn own_teardown(&self) -> Vec<Action> {
         let Some(own) = &self.inputs.own else {
             return Vec::new();
         };
+        let rules = own
+            .workload
+            .controller_config()
+            .ok()
+            .and_then(|c| own.workload.rules(&c).ok())
+            .unwrap_or_default();
         let mut by_ns: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut namespaces = Vec::new();
-        for o in own.workload.apply_order() {
-            let (t, _) = target(&o);
+        for t in self.own_targets(own, &rules) {
             match &t.namespace {
                 Some(n) => by_ns.entry(n.clone()).or_default().push(format!(
                     "{}/{}",

@@ -12,7 +12,8 @@ use wsgate_e2e::env::{
 };
 use wsgate_e2e::tls::{VARIANTS_TLS_SECRET, derived_hosts};
 use wsgate_manifests::{
-    DOCUMENTED_HOST, DOCUMENTED_NAMESPACE, DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, tls_patch,
+    DOCUMENTED_HOST, DOCUMENTED_NAMESPACE, DOCUMENTED_SERVICE, DOCUMENTED_TLS_PATCH,
+    TLS_SECRET_NAME, tls_patch,
 };
 use wsgate_probe::Scheme;
 
@@ -29,6 +30,17 @@ impl Builder<'_> {
     pub(super) fn manifests(&self) -> Step {
         let mut actions = Vec::new();
         let owns_namespace = self.namespace != DOCUMENTED_NAMESPACE;
+        if self.mode == Mode::Existing {
+            // Teardown deletes the namespace (or the objects): first make sure it is no one else's.
+            actions.push(Action::ExpectAbsent {
+                targets: if owns_namespace {
+                    vec![ObjectRef::of::<Namespace>(None, &self.namespace)]
+                } else {
+                    self.owned_objects()
+                },
+                hint: "choose a namespace of the suite's own with --namespace (it is created and deleted)".into(),
+            });
+        }
         if owns_namespace {
             let mut ns = Namespace::default();
             ns.metadata.name = Some(self.namespace.clone());
@@ -74,8 +86,9 @@ impl Builder<'_> {
         Step {
             id: StepId::Manifests,
             actions,
-            // On an existing cluster, from here on the suite owns objects there.
-            arms_teardown: (self.mode == Mode::Existing).then_some(0),
+            // On an existing cluster, once nothing there is someone else's, the suite owns
+            // objects there.
+            arms_teardown: (self.mode == Mode::Existing).then_some(1),
         }
     }
 
@@ -109,6 +122,7 @@ impl Builder<'_> {
                     path: "/".into(),
                     trust: trust.clone(),
                     echo: true,
+                    websocket_required: true,
                 }),
                 limit: self.inputs.deadlines.routes,
             })
@@ -232,15 +246,20 @@ impl Builder<'_> {
         Self::step(StepId::Tls, actions)
     }
 
-    /// The objects the suite creates in a shared namespace, as `kind/name`.
-    pub(super) fn owned_objects(&self) -> Vec<String> {
+    /// The objects the suite creates in the namespace.
+    pub(super) fn owned_objects(&self) -> Vec<ObjectRef> {
+        let ns = self.ns();
         let mut v = vec![
-            "deployment/websocket-server".to_owned(),
-            "service/websocket-server".to_owned(),
+            ObjectRef::of::<Deployment>(ns, DOCUMENTED_SERVICE),
+            ObjectRef::of::<Service>(ns, DOCUMENTED_SERVICE),
         ];
-        v.extend(self.variants.iter().map(|x| format!("ingress/{}", x.name)));
-        v.push(format!("secret/{TLS_SECRET_NAME}"));
-        v.push(format!("secret/{VARIANTS_TLS_SECRET}"));
+        v.extend(
+            self.variants
+                .iter()
+                .map(|x| ObjectRef::of::<Ingress>(ns, &x.name)),
+        );
+        v.push(ObjectRef::of::<Secret>(ns, TLS_SECRET_NAME));
+        v.push(ObjectRef::of::<Secret>(ns, VARIANTS_TLS_SECRET));
         v
     }
 }

@@ -69,6 +69,25 @@ const DERIVED: [&str; 4] = [
     "ws-short-send",
 ];
 
+/// The steps that arm teardown.
+fn armed(p: &Plan) -> Vec<StepId> {
+    p.steps
+        .iter()
+        .filter(|s| s.arms_teardown.is_some())
+        .map(|s| s.id)
+        .collect()
+}
+
+/// A test step's signatures: its JUnit file reset, nextest with `filter`, the copy kept.
+fn tests_step(id: StepId, filter: &str, junit: &str) -> [String; 3] {
+    let t = id.title();
+    [
+        format!("{t}: reset junit.xml"),
+        format!("{t}: nextest package(wsgate-e2e) and {filter}"),
+        format!("{t}: copy junit-{junit}.xml"),
+    ]
+}
+
 #[test]
 fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_order() {
     let p = plan(&[]).unwrap();
@@ -104,12 +123,11 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     ];
     let ws = StepId::WaitRoutes(Phase::Plain).title();
     want.extend(hosts.map(|h| format!("{ws}: wait ws://{h}")));
-    let t1 = StepId::Tests(Phase::Plain).title();
-    want.extend([
-        format!("{t1}: reset junit.xml"),
-        format!("{t1}: nextest package(wsgate-e2e) and (binary(cluster) | binary(plain))"),
-        format!("{t1}: copy junit-phase-1.xml"),
-    ]);
+    want.extend(tests_step(
+        StepId::Tests(Phase::Plain),
+        "(binary(cluster) | binary(plain))",
+        "phase-1",
+    ));
     let tls = StepId::Tls.title();
     want.push(format!("{tls}: certificate test.example.com"));
     want.push(format!("{tls}: certificate {}", hosts[1..].join(",")));
@@ -119,34 +137,13 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     want.extend(DERIVED.map(|n| format!("{tls}: merge-patch Ingress default/{n}")));
     let wss = StepId::WaitRoutes(Phase::Tls).title();
     want.extend(hosts.map(|h| format!("{wss}: wait wss://{h}")));
-    let t2 = StepId::Tests(Phase::Tls).title();
-    want.extend([
-        format!("{t2}: reset junit.xml"),
-        format!("{t2}: nextest package(wsgate-e2e) and binary(tls)"),
-        format!("{t2}: copy junit-phase-2.xml"),
-    ]);
-    let f = StepId::Faults.title();
-    want.extend([
-        format!("{f}: reset junit.xml"),
-        format!("{f}: nextest package(wsgate-e2e) and binary(faults)"),
-        format!("{f}: copy junit-faults.xml"),
-    ]);
-    let r = StepId::Rollout.title();
-    want.extend([
-        format!("{r}: reset junit.xml"),
-        format!("{r}: nextest package(wsgate-e2e) and binary(rollout)"),
-        format!("{r}: copy junit-rollout.xml"),
-    ]);
+    want.extend(tests_step(StepId::Tests(Phase::Tls), "binary(tls)", "phase-2"));
+    want.extend(tests_step(StepId::Faults, "binary(faults)", "faults"));
+    want.extend(tests_step(StepId::Rollout, "binary(rollout)", "rollout"));
     want.push("teardown: kind delete cluster --name".into());
     assert_eq!(signatures(&p), want);
     // The cluster step arms teardown right before `kind create`, nothing earlier does.
-    let armed: Vec<StepId> = p
-        .steps
-        .iter()
-        .filter(|s| s.arms_teardown.is_some())
-        .map(|s| s.id)
-        .collect();
-    assert_eq!(armed, [StepId::Cluster]);
+    assert_eq!(armed(&p), [StepId::Cluster]);
 }
 
 #[test]
@@ -279,14 +276,7 @@ fn existing_cluster_skips_kind_applies_its_namespace_and_deletes_it() {
     assert!(has(&p, "apply Namespace wsgate-e2e"));
     assert!(has(&p, "apply Ingress wsgate-e2e/ws"));
     assert!(has(&p, "teardown: kubectl delete namespace wsgate-e2e"));
-    assert_eq!(
-        p.steps
-            .iter()
-            .filter(|s| s.arms_teardown.is_some())
-            .map(|s| s.id)
-            .collect::<Vec<_>>(),
-        [StepId::Manifests]
-    );
+    assert_eq!(armed(&p), [StepId::Manifests]);
     let text = p.render();
     assert!(
         text.contains("kubectl --kubeconfig /k --context prod delete namespace wsgate-e2e"),
@@ -385,23 +375,151 @@ fn on_failure_collects_diagnostics_and_the_controller_s_nginx_conf() {
     assert_eq!(sigs, ["diagnostics", "kubectl -n ingress-nginx exec"]);
 }
 
-fn own_plan(flags: &[&str]) -> Plan {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/chat");
+fn own_plan_of(
+    flags: &[&str],
+    workload: wsgate_manifests::Workload,
+    load_images: &[&str],
+) -> anyhow::Result<Plan> {
     let mut argv = vec!["e2e"];
     argv.extend(flags);
     let cli = Cli::try_parse_from(argv).unwrap();
     let mut i = inputs();
     let args = crate::flags::OwnArgs {
-        manifests: vec![dir.clone()],
-        load_images: vec!["chat:dev".into()],
+        manifests: workload.files.iter().map(Into::into).collect(),
+        load_images: load_images.iter().map(|s| s.to_string()).collect(),
         max_idle: 90,
         ..Default::default()
     };
-    i.own = Some(super::Own {
-        workload: wsgate_manifests::Workload::load(&[dir]).unwrap(),
-        args,
-    });
-    Plan::new(&cli.args, &i).unwrap()
+    i.own = Some(super::Own { workload, args });
+    Plan::new(&cli.args, &i)
+}
+
+/// The teardown step's actions, each as the lines `--dry-run` prints, joined.
+fn teardown_lines(p: &Plan) -> Vec<String> {
+    p.step(StepId::Teardown)
+        .unwrap()
+        .actions
+        .iter()
+        .map(|a| a.lines().join(" "))
+        .collect()
+}
+
+/// The chat example, with `chat:dev` loaded on kind.
+fn own_plan(flags: &[&str]) -> Plan {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/chat");
+    let existing = flags.contains(&"--kubeconfig");
+    let load: &[&str] = if existing { &[] } else { &["chat:dev"] };
+    own_plan_of(
+        flags,
+        wsgate_manifests::Workload::load(&[dir]).unwrap(),
+        load,
+    )
+    .unwrap()
+}
+
+/// A namespace of its own, a TLS Secret written with stringData but without its key, and a
+/// second Ingress whose port is plain HTTP.
+const TEAM: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: team-tls, namespace: team}
+type: kubernetes.io/tls
+stringData: {tls.crt: "not yet"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: team}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: api, namespace: team}
+spec:
+  ingressClassName: nginx
+  tls: [{hosts: [api.team.example], secretName: team-tls}]
+  rules:
+  - host: api.team.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: api, port: {name: http}}}}]
+"#;
+
+fn team() -> wsgate_manifests::Workload {
+    wsgate_manifests::Workload::from_sources(&[("team.yaml".into(), TEAM.into())]).unwrap()
+}
+
+#[test]
+fn own_tls_secrets_are_generated_inside_their_namespace_and_deleted_with_it() {
+    let p = own_plan_of(
+        &["--kubeconfig", "/k", "--ingress-address", "lb"],
+        team(),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        p.namespace, "team",
+        "the header names the Ingress's namespace"
+    );
+    let step: Vec<String> = p
+        .step(StepId::OwnManifests)
+        .unwrap()
+        .actions
+        .iter()
+        .map(Action::signature)
+        .collect();
+    let at = |sig: &str| {
+        step.iter()
+            .position(|s| s == sig)
+            .unwrap_or_else(|| panic!("{sig} missing from {step:#?}"))
+    };
+    assert_eq!(at("absent 4"), 0, "checked before anything changes");
+    assert!(at("apply Namespace team") < at("apply Secret team/team-tls"));
+    assert_eq!(
+        step.iter()
+            .filter(|s| s.contains("Secret team/team-tls"))
+            .count(),
+        1,
+        "the given Secret (no tls.key) is replaced by the generated one, not applied too"
+    );
+    let text = p.render();
+    assert!(
+        text.contains("a WebSocket handshake, or the backend's own refusal of it, with wss://api.team.example/"),
+        "a port not marked appProtocol kubernetes.io/ws may refuse the upgrade: {text}"
+    );
+    assert!(text.contains("the manifests have no ingress-nginx-controller ConfigMap"));
+    let teardown = teardown_lines(&p);
+    assert!(
+        teardown[0]
+            .ends_with("-n team delete --ignore-not-found secret/team-tls service/api ingress/api"),
+        "{teardown:?}"
+    );
+    assert!(
+        teardown[1].contains("delete namespace team"),
+        "{teardown:?}"
+    );
+}
+
+#[test]
+fn own_manifests_that_cannot_work_here_are_refused_with_the_fix() {
+    let existing = ["--kubeconfig", "/k", "--ingress-address", "lb"];
+    let e = own_plan_of(&existing, team(), &["api:dev"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("push them there and drop --load-image"), "{e}");
+    let e = own_plan_of(&["--namespace", "x"], team(), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("each object names its own namespace"), "{e}");
+    let other = TEAM.replace("ingressClassName: nginx", "ingressClassName: traefik");
+    let w = wsgate_manifests::Workload::from_sources(&[("t.yaml".into(), other)]).unwrap();
+    let e = own_plan_of(&[], w.clone(), &[]).unwrap_err().to_string();
+    assert!(e.contains("set spec.ingressClassName: nginx"), "{e}");
+    // An existing cluster may well serve that class.
+    own_plan_of(&existing, w, &[]).unwrap();
 }
 
 #[test]
@@ -429,7 +547,7 @@ fn own_manifests_on_kind_load_their_images_apply_their_objects_and_check_their_r
         "your manifests: apply Ingress default/chat",
         "wait Deployment default/chat",
         "wait ws://chat.example.org",
-        "check rules of 1",
+        "check rules of 3",
         "teardown: kind delete cluster --name",
     ] {
         assert!(has(&p, sig), "{sig} missing from {:#?}", signatures(&p));
@@ -445,13 +563,7 @@ fn own_manifests_on_kind_load_their_images_apply_their_objects_and_check_their_r
 fn own_manifests_on_an_existing_cluster_delete_exactly_what_they_applied() {
     let p = own_plan(&["--kubeconfig", "/k", "--ingress-address", "lb"]);
     assert!(!has(&p, "kind load"), "no kind on an existing cluster");
-    let teardown: Vec<String> = p
-        .step(StepId::Teardown)
-        .unwrap()
-        .actions
-        .iter()
-        .map(|a| a.lines().join(" "))
-        .collect();
+    let teardown = teardown_lines(&p);
     assert_eq!(teardown.len(), 1, "{teardown:?}");
     assert!(
         teardown[0].ends_with(
@@ -459,12 +571,5 @@ fn own_manifests_on_an_existing_cluster_delete_exactly_what_they_applied() {
         ),
         "{teardown:?}"
     );
-    assert_eq!(
-        p.steps
-            .iter()
-            .filter(|s| s.arms_teardown.is_some())
-            .map(|s| s.id)
-            .collect::<Vec<_>>(),
-        [StepId::OwnManifests]
-    );
+    assert_eq!(armed(&p), [StepId::OwnManifests]);
 }
