@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use wsgate_echo::{EchoConfig, EchoServer, RunningEcho};
 use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
 use wsgate_manifests::{ControllerConfig, Documented, Variant, apply_tls};
@@ -104,10 +103,12 @@ impl Target {
         let mut trust = Vec::new();
         if let Ok(paths) = std::env::var(ENV_TRUST) {
             for p in paths.split(':').filter(|p| !p.is_empty()) {
-                trust.push(
-                    CertificateDer::from_pem_file(p).map_err(|e| TargetError::Trust {
-                        path: p.to_owned(),
-                        message: e.to_string(),
+                trust.extend(
+                    wsgate_probe::pem_file_certificates(p.as_ref()).map_err(|e| {
+                        TargetError::Trust {
+                            path: p.to_owned(),
+                            message: e.to_string(),
+                        }
                     })?,
                 );
             }

@@ -137,14 +137,12 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
 pub async fn check_on_cluster(
     c: &crate::action::CheckRules,
 ) -> anyhow::Result<Vec<wsgate_report::Row>> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
     let w = Workload::load(&c.manifests)?;
     let config = w.controller_config()?;
     let mut trust = Vec::new();
     for s in &w.secrets {
         if let Some((crt, _)) = wsgate_manifests::tls_pair(s) {
-            trust.push(CertificateDer::from_pem_slice(crt).with_context(|| {
+            trust.extend(wsgate_probe::pem_certificates(crt).with_context(|| {
                 format!(
                     "Secret {:?}: tls.crt",
                     s.metadata.name.as_deref().unwrap_or_default()
@@ -153,9 +151,9 @@ pub async fn check_on_cluster(
         }
     }
     for p in &c.trust {
-        trust.push(
-            CertificateDer::from_pem_file(p)
-                .with_context(|| format!("reading certificate {}", p.display()))?,
+        trust.extend(
+            wsgate_probe::pem_file_certificates(p)
+                .with_context(|| format!("reading certificates from {}", p.display()))?,
         );
     }
     let rules: Vec<wsgate_e2e::own::Checked> = w

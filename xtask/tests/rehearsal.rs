@@ -45,7 +45,12 @@ enum Fault {
         path: &'static str,
         by_wsgate: bool,
     },
+    /// An object whose path contains this is being deleted: seen twice, then gone.
+    Terminating(&'static str),
 }
+
+/// GETs of the terminating object so far (each test runs in its own process under nextest).
+static TERMINATING_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct Rig {
     dir: tempfile::TempDir,
@@ -211,6 +216,18 @@ async fn answer(
                     "name": segments[segments.len() - 1],
                     "managedFields": [{"manager": if by_wsgate { "wsgate" } else { "helm" }, "operation": "Apply"}]}}),
             ),
+            Fault::Terminating(p)
+                if path.contains(p)
+                    && TERMINATING_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 =>
+            {
+                json_response(
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                        "name": segments[segments.len() - 1],
+                        "deletionTimestamp": "2026-11-25T00:00:00Z",
+                        "managedFields": [{"manager": "wsgate", "operation": "Apply"}]}}),
+                )
+            }
             _ => json_response(
                 404,
                 serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound", "message": "not found"}),
@@ -744,6 +761,17 @@ fn a_namespace_left_by_an_earlier_run_is_taken_over() {
         },
     );
     result.unwrap();
+    assert_eq!(
+        rig.recorded(),
+        expected(&plan.actions().collect::<Vec<_>>())
+    );
+}
+
+#[test]
+fn a_namespace_still_terminating_from_the_last_run_is_waited_for() {
+    let (rig, plan, result) = rehearse(&EXISTING, Fault::Terminating("namespaces/wsgate-e2e"));
+    result.unwrap();
+    assert!(TERMINATING_SEEN.load(std::sync::atomic::Ordering::SeqCst) >= 3);
     assert_eq!(
         rig.recorded(),
         expected(&plan.actions().collect::<Vec<_>>())

@@ -105,8 +105,10 @@ pub async fn server_side_apply(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence {
     Absent,
-    /// Applied by wsgate (its field manager is among the object's managers): left by an
-    /// earlier run that could not tear down, so taking it over is safe.
+    /// Being deleted (a namespace a moment ago torn down with `--wait=false`): gone soon.
+    Terminating,
+    /// Only wsgate changes it (every manager but those of the `status` subresource is
+    /// wsgate's field manager): left by an earlier run that could not tear down.
     LeftByWsgate,
     /// Someone else's: the suite must neither change nor delete it.
     Foreign {
@@ -124,29 +126,54 @@ pub async fn presence(client: &Client, target: &ObjectRef) -> Result<Presence, C
     let Some(obj) = found else {
         return Ok(Presence::Absent);
     };
+    if obj.metadata.deletion_timestamp.is_some() {
+        return Ok(Presence::Terminating);
+    }
     let managers: Vec<String> = obj
         .metadata
         .managed_fields
         .iter()
         .flatten()
+        .filter(|m| m.subresource.as_deref() != Some("status"))
         .filter_map(|m| m.manager.clone())
         .collect();
-    Ok(if managers.iter().any(|m| m == FIELD_MANAGER) {
-        Presence::LeftByWsgate
-    } else {
-        Presence::Foreign { managers }
-    })
+    Ok(
+        if !managers.is_empty() && managers.iter().all(|m| m == FIELD_MANAGER) {
+            Presence::LeftByWsgate
+        } else {
+            Presence::Foreign { managers }
+        },
+    )
 }
 
 /// The objects of `targets` that exist and are not wsgate's, as `Kind namespace/name (managers)`.
+/// One being deleted is waited for, until `limit`: applying into a terminating namespace fails.
 pub async fn foreign_objects(
     client: &Client,
     targets: &[ObjectRef],
+    limit: Duration,
 ) -> Result<Vec<String>, ClusterError> {
     let mut out = Vec::new();
     for t in targets {
-        if let Presence::Foreign { managers } = presence(client, t).await? {
-            out.push(format!("{t} (managed by {})", managers.join(", ")));
+        let mut found = presence(client, t).await?;
+        if found == Presence::Terminating {
+            found = wsgate_wait::Wait::new(format!("{t} deleted"), limit)
+                .every(Duration::from_secs(1))
+                .until(move || async move {
+                    match presence(client, t).await {
+                        Ok(Presence::Terminating) => wsgate_wait::Check::Pending("terminating"),
+                        done => wsgate_wait::Check::Done(done),
+                    }
+                })
+                .await??;
+        }
+        if let Presence::Foreign { managers } = found {
+            let by = if managers.is_empty() {
+                "no field manager".to_owned()
+            } else {
+                managers.join(", ")
+            };
+            out.push(format!("{t} (managed by {by})"));
         }
     }
     Ok(out)

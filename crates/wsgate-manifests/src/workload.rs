@@ -305,6 +305,12 @@ impl Workload {
                     w.reason, w.fallback
                 ),
             }));
+            out.extend(uncovered_tls_hosts(ing).into_iter().map(|host| Notice {
+                ingress: ingress.clone(),
+                annotation: "spec.tls".into(),
+                value: host,
+                consequence: "the Ingress has a tls section but no entry lists this host with a secretName: ingress-nginx serves it its default (self-signed) certificate, unless one of the Ingress's TLS Secrets covers the host, and redirects http to it with 308; list the host under spec.tls[].hosts with a secretName".into(),
+            }));
             for (key, value) in ing.metadata.annotations.iter().flatten() {
                 if !key.starts_with(ANNOTATION_PREFIX)
                     || TIMEOUT_ANNOTATIONS.contains(&key.as_str())
@@ -376,6 +382,33 @@ fn with_string_data_merged(mut s: Secret) -> Secret {
         }
     }
     s
+}
+
+/// The rule hosts of an Ingress with a tls section that no tls entry with a secretName lists.
+fn uncovered_tls_hosts(ing: &Ingress) -> Vec<String> {
+    let Some(spec) = ing
+        .spec
+        .as_ref()
+        .filter(|s| s.tls.as_ref().is_some_and(|t| !t.is_empty()))
+    else {
+        return Vec::new();
+    };
+    let covered = |h: &str| {
+        spec.tls.iter().flatten().any(|t| {
+            t.secret_name.as_deref().is_some_and(|n| !n.is_empty())
+                && t.hosts.iter().flatten().any(|x| x == h)
+        })
+    };
+    let mut out: Vec<String> = Vec::new();
+    for rule in spec.rules.iter().flatten() {
+        if let Some(h) = rule.host.as_deref()
+            && !covered(h)
+            && !out.iter().any(|o| o == h)
+        {
+            out.push(h.to_owned());
+        }
+    }
+    out
 }
 
 /// The TLS Secrets the rules name, as `(namespace, name)`, with the hosts each covers.
@@ -591,5 +624,22 @@ data:
         assert_eq!(pair, Some((b"NEW".to_vec(), b"KEY".to_vec())));
         let (pair, _) = secret("stringData: {tls.crt: CRT}");
         assert_eq!(pair, None, "no key: not a usable TLS pair");
+    }
+
+    #[test]
+    fn a_host_the_tls_section_leaves_out_is_named_with_what_the_controller_does() {
+        let text = CHAT.replace(
+            "  - host: chat.example.org\n",
+            "  - host: chat.example.org\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: chat, port: {number: 8080}}}}]}\n  - host: other.example.org\n",
+        );
+        let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
+        let notices = w.notices(&w.controller_config().unwrap());
+        let tls: Vec<&Notice> = notices
+            .iter()
+            .filter(|n| n.annotation == "spec.tls")
+            .collect();
+        assert_eq!(tls.len(), 1, "{notices:#?}");
+        assert_eq!(tls[0].value, "other.example.org");
+        assert!(tls[0].consequence.contains("308"), "{}", tls[0]);
     }
 }

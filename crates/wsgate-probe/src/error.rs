@@ -80,10 +80,12 @@ impl ProbeError {
         }
     }
 
-    /// Whether the upgrade was answered by the proxy for want of a reachable backend
-    /// (502/503/504): never a backend's own answer to it.
-    pub fn is_gateway_error(&self) -> bool {
-        matches!(self.rejected_status(), Some(502..=504))
+    /// Whether an HTTP answer to the upgrade is a backend's own refusal rather than the
+    /// proxy's: not a redirect (3xx, e.g. ingress-nginx's `ssl-redirect`), not 404 (its
+    /// default server, for a host it does not serve), not 502/503/504 (no reachable backend).
+    pub fn refused_by_backend(&self) -> bool {
+        self.rejected_status()
+            .is_some_and(|s| !matches!(s, 300..=399 | 404 | 502..=504))
     }
 
     /// Whether the TLS handshake failed because the server's certificate was not trusted.

@@ -25,7 +25,7 @@ pub use error::{ProbeError, chain};
 pub use http::HttpReply;
 pub use outcome::{CloseKind, HoldOutcome};
 pub use session::{Confirm, ECHO_DEADLINE, PONG_DEADLINE, Session, Traffic};
-pub use tls::Trust;
+pub use tls::{Trust, pem_certificates, pem_file_certificates};
 /// The message type sessions send and receive.
 pub use tokio_tungstenite::tungstenite::Message;
 

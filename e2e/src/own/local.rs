@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Secret;
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use wsgate_echo::{EchoConfig, EchoServer, RunningEcho};
 use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
 use wsgate_manifests::{Workload, tls_secret};
@@ -144,7 +143,7 @@ pub async fn start(
             .find(|s| secret_id(s) == (ns.clone(), name.clone()));
         match (given, given.and_then(wsgate_manifests::tls_pair)) {
             (Some(secret), Some((crt, _))) => {
-                trust.push(CertificateDer::from_pem_slice(crt).map_err(|source| {
+                trust.extend(wsgate_probe::pem_certificates(crt).map_err(|source| {
                     OwnError::SecretCert {
                         secret: format!("{ns}/{name}"),
                         source,
@@ -170,12 +169,12 @@ pub async fn start(
         }
     }
     for path in trust_files {
-        trust.push(
-            CertificateDer::from_pem_file(path).map_err(|source| OwnError::Trust {
+        trust.extend(wsgate_probe::pem_file_certificates(path).map_err(|source| {
+            OwnError::Trust {
                 path: path.clone(),
                 source,
-            })?,
-        );
+            }
+        })?);
     }
     let nginx = LocalIngress::start(&LocalIngressSpec {
         ingresses: w.resolved_ingresses(),

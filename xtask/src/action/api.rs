@@ -141,11 +141,11 @@ pub struct Route {
 }
 
 impl Route {
-    /// Whether an HTTP answer to the upgrade shows the route works: only for a port that need
-    /// not speak WebSocket, and only when it is the backend's own answer (not the controller's
-    /// 404 for a host it does not serve yet, nor its 502/503/504 for a missing endpoint).
-    pub fn accepts_refusal(&self, status: u16) -> bool {
-        !self.websocket_required && !matches!(status, 404 | 502..=504)
+    /// Whether a failed attempt still shows the route works: for a port that need not speak
+    /// WebSocket, the backend's own refusal of the upgrade (never the controller's redirect,
+    /// 404 or gateway error: see [`wsgate_probe::ProbeError::refused_by_backend`]).
+    pub fn accepts(&self, e: &wsgate_probe::ProbeError) -> bool {
+        !self.websocket_required && e.refused_by_backend()
     }
 }
 
@@ -225,13 +225,21 @@ mod tests {
             echo: false,
             websocket_required: false,
         };
+        let answered = |status| wsgate_probe::ProbeError::Rejected {
+            url: "ws://api.example/".into(),
+            status,
+            location: None,
+        };
         for ok in [200, 400, 401, 403, 405, 426] {
-            assert!(r.accepts_refusal(ok), "{ok}");
+            assert!(r.accepts(&answered(ok)), "{ok}");
         }
-        for pending in [404, 502, 503, 504] {
-            assert!(!r.accepts_refusal(pending), "{pending}");
+        for pending in [301, 308, 404, 502, 503, 504] {
+            assert!(!r.accepts(&answered(pending)), "{pending}");
         }
         r.websocket_required = true;
-        assert!(!r.accepts_refusal(400), "a WebSocket port must answer 101");
+        assert!(
+            !r.accepts(&answered(400)),
+            "a WebSocket port must answer 101"
+        );
     }
 }

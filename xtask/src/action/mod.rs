@@ -86,6 +86,8 @@ pub enum Action {
     ExpectAbsent {
         targets: Vec<wsgate_cluster::ObjectRef>,
         hint: String,
+        /// How long one being deleted is waited for.
+        limit: Duration,
     },
     /// Nothing to do, and why.
     Note(String),
@@ -231,9 +233,14 @@ impl Action {
                 dir.display()
             )],
             Self::Note(n) => vec![format!("# {n}")],
-            Self::ExpectAbsent { targets, hint } => {
+            Self::ExpectAbsent {
+                targets,
+                hint,
+                limit,
+            } => {
                 let mut v = vec![format!(
-                    "~ GET each: none may exist unless an earlier wsgate run applied it (else: {hint})"
+                    "~ GET each: none may exist unless only wsgate applied it (else: {hint}); one being deleted is waited for, up to {} s",
+                    limit.as_secs()
                 )];
                 v.extend(targets.iter().map(|t| format!("#   {}", t.path())));
                 v

@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use wsgate_cluster::Client;
 use wsgate_probe::{Endpoint, Message, Probe, Trust};
 use wsgate_wait::{Check, Wait};
@@ -206,11 +204,15 @@ impl Exec<'_> {
                     .block_on(wsgate_cluster::collect_diagnostics(&client, namespace, dir))?;
             }
             Action::Note(_) => {}
-            Action::ExpectAbsent { targets, hint } => {
+            Action::ExpectAbsent {
+                targets,
+                hint,
+                limit,
+            } => {
                 let client = self.client()?;
                 let foreign = self
                     .rt
-                    .block_on(wsgate_cluster::foreign_objects(&client, targets))?;
+                    .block_on(wsgate_cluster::foreign_objects(&client, targets, *limit))?;
                 if !foreign.is_empty() {
                     bail!(
                         "already on the cluster and not applied by wsgate: {}; {hint}",
@@ -341,9 +343,9 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
         WaitFor::Route(route) => {
             let mut trust = Vec::new();
             for p in &route.trust {
-                trust.push(
-                    CertificateDer::from_pem_file(p)
-                        .with_context(|| format!("reading certificate {}", p.display()))?,
+                trust.extend(
+                    wsgate_probe::pem_file_certificates(p)
+                        .with_context(|| format!("reading certificates from {}", p.display()))?,
                 );
             }
             let probe = Probe::new(
@@ -368,12 +370,7 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
                     match attempt.await {
                         Ok(()) => Check::Done(()),
                         // A backend that is no WebSocket server refused the upgrade itself.
-                        Err(e)
-                            if e.rejected_status()
-                                .is_some_and(|s| route.accepts_refusal(s)) =>
-                        {
-                            Check::Done(())
-                        }
+                        Err(e) if route.accepts(&e) => Check::Done(()),
                         Err(e) => Check::Pending(e.to_string()),
                     }
                 })

@@ -48,6 +48,22 @@ fn target(o: &Object) -> (ObjectRef, serde_json::Value) {
     }
 }
 
+/// TLS Secrets of the manifests without a certificate and key that no rule uses: nothing would
+/// generate theirs, and the API server refuses a `kubernetes.io/tls` Secret without both.
+fn unused_incomplete_tls(
+    w: &wsgate_manifests::Workload,
+    rules: &[wsgate_manifests::Rule],
+) -> BTreeSet<(String, String)> {
+    let used = wsgate_manifests::tls_secret_hosts(rules);
+    w.secrets
+        .iter()
+        .filter(|s| s.type_.as_deref() == Some("kubernetes.io/tls"))
+        .filter(|s| wsgate_manifests::tls_pair(s).is_none())
+        .map(|s| (ns(&s.metadata), name(&s.metadata)))
+        .filter(|id| !used.contains_key(id))
+        .collect()
+}
+
 impl Builder<'_> {
     /// What the flags and manifests ask that this cluster cannot do, refused before anything runs.
     pub(super) fn check_own(&self, own: &Own) -> anyhow::Result<()> {
@@ -63,19 +79,27 @@ impl Builder<'_> {
             );
         }
         if self.mode == Mode::Kind {
+            // The kind manifest's controller serves class nginx, and Ingresses without a class
+            // (`--watch-ingress-without-class=true`) unless the old annotation names another.
             for ing in &own.workload.ingresses {
-                let class = ing
-                    .spec
+                let class = ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
+                let annotated = ing
+                    .metadata
+                    .annotations
                     .as_ref()
-                    .and_then(|s| s.ingress_class_name.as_deref());
-                if class != Some("nginx") {
-                    anyhow::bail!(
-                        "Ingress {}/{} has ingressClassName {}; the kind cluster's ingress-nginx serves class nginx only, so it would never route: set spec.ingressClassName: nginx",
-                        ns(&ing.metadata),
-                        name(&ing.metadata),
-                        class.map_or_else(|| "unset".to_owned(), |c| format!("{c:?}"))
-                    );
-                }
+                    .and_then(|a| a.get("kubernetes.io/ingress.class").cloned());
+                let (field, other) = match (class, annotated) {
+                    (Some(c), _) if c != "nginx" => ("spec.ingressClassName", c),
+                    (None, Some(a)) if a != "nginx" => {
+                        ("the kubernetes.io/ingress.class annotation", a)
+                    }
+                    _ => continue,
+                };
+                anyhow::bail!(
+                    "Ingress {}/{}: {field} is {other:?}; the kind cluster's ingress-nginx serves class nginx only, so it would never route: set spec.ingressClassName: nginx",
+                    ns(&ing.metadata),
+                    name(&ing.metadata),
+                );
             }
         }
         Ok(())
@@ -103,6 +127,7 @@ impl Builder<'_> {
             actions.push(Action::ExpectAbsent {
                 targets: self.own_targets(own, &rules),
                 hint: "run against a cluster (or namespaces) where the manifests' objects do not exist yet, or delete them first".into(),
+                limit: self.inputs.deadlines.controller,
             });
         }
         match (&w.controller, self.mode) {
@@ -169,11 +194,18 @@ impl Builder<'_> {
             }
             trust.push(cert);
         }
+        let unused = unused_incomplete_tls(&own.workload, &rules);
+        for (sns, sname) in &unused {
+            actions.push(Action::Note(format!(
+                "Secret {sns}/{sname} is kubernetes.io/tls without tls.crt and tls.key, and no rule uses it: not applied (the API server would refuse it)"
+            )));
+        }
         for o in &rest {
-            if let Object::Secret(s) = o
-                && replaced.contains(&(ns(&s.metadata), name(&s.metadata)))
-            {
-                continue; // Applied above with its generated certificate.
+            if let Object::Secret(s) = o {
+                let id = (ns(&s.metadata), name(&s.metadata));
+                if replaced.contains(&id) || unused.contains(&id) {
+                    continue; // Applied above with its generated certificate, or not at all.
+                }
             }
             let retry = matches!(o, Object::Ingress(_)).then_some(self.inputs.deadlines.webhook);
             let (target, body) = target(o);
@@ -236,10 +268,15 @@ impl Builder<'_> {
     /// Every object the run applies on an existing cluster: the manifests' and the generated
     /// TLS Secrets.
     fn own_targets(&self, own: &Own, rules: &[wsgate_manifests::Rule]) -> Vec<ObjectRef> {
+        let unused = unused_incomplete_tls(&own.workload, rules);
         let mut v: Vec<ObjectRef> = own
             .workload
             .apply_order()
             .iter()
+            .filter(|o| match o {
+                Object::Secret(s) => !unused.contains(&(ns(&s.metadata), name(&s.metadata))),
+                _ => true,
+            })
             .map(|o| target(o).0)
             .collect();
         for (sns, sname) in wsgate_manifests::tls_secret_hosts(rules).into_keys() {

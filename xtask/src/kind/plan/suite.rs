@@ -39,6 +39,7 @@ impl Builder<'_> {
                     self.owned_objects()
                 },
                 hint: "choose a namespace of the suite's own with --namespace (it is created and deleted)".into(),
+                limit: self.inputs.deadlines.controller,
             });
         }
         if owns_namespace {

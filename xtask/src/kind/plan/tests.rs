@@ -137,7 +137,11 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     want.extend(DERIVED.map(|n| format!("{tls}: merge-patch Ingress default/{n}")));
     let wss = StepId::WaitRoutes(Phase::Tls).title();
     want.extend(hosts.map(|h| format!("{wss}: wait wss://{h}")));
-    want.extend(tests_step(StepId::Tests(Phase::Tls), "binary(tls)", "phase-2"));
+    want.extend(tests_step(
+        StepId::Tests(Phase::Tls),
+        "binary(tls)",
+        "phase-2",
+    ));
     want.extend(tests_step(StepId::Faults, "binary(faults)", "faults"));
     want.extend(tests_step(StepId::Rollout, "binary(rollout)", "rollout"));
     want.push("teardown: kind delete cluster --name".into());
@@ -431,6 +435,11 @@ type: kubernetes.io/tls
 stringData: {tls.crt: "not yet"}
 ---
 apiVersion: v1
+kind: Secret
+metadata: {name: spare-tls, namespace: team}
+type: kubernetes.io/tls
+---
+apiVersion: v1
 kind: Service
 metadata: {name: api, namespace: team}
 spec:
@@ -485,7 +494,14 @@ fn own_tls_secrets_are_generated_inside_their_namespace_and_deleted_with_it() {
         1,
         "the given Secret (no tls.key) is replaced by the generated one, not applied too"
     );
+    assert!(
+        !step
+            .iter()
+            .any(|s| s.contains("apply Secret team/spare-tls")),
+        "an unused TLS Secret without data is not applied: {step:#?}"
+    );
     let text = p.render();
+    assert!(text.contains("Secret team/spare-tls is kubernetes.io/tls without tls.crt and tls.key, and no rule uses it: not applied"), "{text}");
     assert!(
         text.contains("a WebSocket handshake, or the backend's own refusal of it, with wss://api.team.example/"),
         "a port not marked appProtocol kubernetes.io/ws may refuse the upgrade: {text}"
@@ -514,12 +530,25 @@ fn own_manifests_that_cannot_work_here_are_refused_with_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("each object names its own namespace"), "{e}");
-    let other = TEAM.replace("ingressClassName: nginx", "ingressClassName: traefik");
-    let w = wsgate_manifests::Workload::from_sources(&[("t.yaml".into(), other)]).unwrap();
-    let e = own_plan_of(&[], w.clone(), &[]).unwrap_err().to_string();
+    let with = |from: &str, to: &str| {
+        wsgate_manifests::Workload::from_sources(&[("t.yaml".into(), TEAM.replace(from, to))])
+            .unwrap()
+    };
+    let other = with("ingressClassName: nginx", "ingressClassName: traefik");
+    let e = own_plan_of(&[], other.clone(), &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("set spec.ingressClassName: nginx"), "{e}");
     // An existing cluster may well serve that class.
-    own_plan_of(&existing, w, &[]).unwrap();
+    own_plan_of(&existing, other, &[]).unwrap();
+    // No class is served on kind (--watch-ingress-without-class), unless the old annotation
+    // names another.
+    own_plan_of(&[], with("  ingressClassName: nginx\n", ""), &[]).unwrap();
+    let mut annotated = with("  ingressClassName: nginx\n", "");
+    annotated.ingresses[0].metadata.annotations =
+        Some([("kubernetes.io/ingress.class".into(), "traefik".into())].into());
+    let e = own_plan_of(&[], annotated, &[]).unwrap_err().to_string();
+    assert!(e.contains("kubernetes.io/ingress.class"), "{e}");
 }
 
 #[test]
