@@ -6,7 +6,7 @@ use wsgate_manifests::Variant;
 use wsgate_probe::{HoldOutcome, Message, Probe, Scheme, Session, Traffic, chain};
 use wsgate_wait::{Check, Wait};
 
-use crate::{Expect, Observed, Row, Target};
+use crate::{Expect, Observed, Target};
 
 /// The default proxy timeout (controller `proxy-read-timeout`), for expectations.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,10 +71,11 @@ pub fn row(
     scheme: Scheme,
     variant: &Variant,
 ) -> wsgate_report::RowBuilder {
-    Row::builder(case)
-        .tier(target.tier())
-        .ingress(format!("{} ({})", variant.name, variant.describe))
-        .scheme(scheme)
+    target.row(
+        case,
+        format!("{} ({})", variant.name, variant.describe),
+        scheme,
+    )
 }
 
 /// Holds an idle connection for `idle` and asserts `expect`, recording a report row.

@@ -176,6 +176,20 @@ impl Target {
         &self.tier
     }
 
+    /// A report row for `case` on this target: its tier, the Ingress as the row names it, and
+    /// the scheme.
+    pub fn row(
+        &self,
+        case: impl Into<String>,
+        ingress: impl Into<String>,
+        scheme: Scheme,
+    ) -> wsgate_report::RowBuilder {
+        wsgate_report::Row::builder(case)
+            .tier(self.tier())
+            .ingress(ingress)
+            .scheme(scheme)
+    }
+
     /// The endpoint for `variant` over `scheme`, dialling the ingress address.
     pub fn endpoint(&self, scheme: Scheme, variant: &Variant) -> Endpoint {
         let addr = match scheme {

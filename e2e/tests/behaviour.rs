@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use wsgate_e2e::cases::{Pace, idle_case, open, traffic_case};
 use wsgate_e2e::target::LocalOptions;
-use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
+use wsgate_e2e::{Expect, Observed, Phase, Target};
 use wsgate_echo::Mode;
 use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
 use wsgate_manifests::{
@@ -88,16 +88,17 @@ async fn stopping_the_pings_lets_the_connection_be_cut_on_time() {
         t.diagnostics()
     );
     let outcome = s.hold_idle(Duration::from_secs(5)).await;
-    Row::builder("stopping_the_pings_lets_the_connection_be_cut_on_time")
-        .tier(t.tier())
-        .ingress("ws-no-annotations (ConfigMap read/send 2)")
-        .scheme(Scheme::Ws)
-        .client("ping every 1 s for 4 s, then idle")
-        .judge(
-            Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
-            Observed::Hold(outcome),
-        )
-        .assert(&t.diagnostics());
+    t.row(
+        "stopping_the_pings_lets_the_connection_be_cut_on_time",
+        "ws-no-annotations (ConfigMap read/send 2)",
+        Scheme::Ws,
+    )
+    .client("ping every 1 s for 4 s, then idle")
+    .judge(
+        Expect::cut_at(Duration::from_secs(2), HALF_SECOND, HALF_SECOND),
+        Observed::Hold(outcome),
+    )
+    .assert(&t.diagnostics());
 }
 
 #[tokio::test]
@@ -111,13 +112,14 @@ async fn traffic_in_one_direction_only_keeps_the_connection_alive() {
             Traffic::SendOnly,
         )
         .await;
-    Row::builder("traffic_in_one_direction_only_keeps_the_connection_alive")
-        .tier(t.tier())
-        .ingress("ws-no-annotations (ConfigMap read/send 2), backend never answers")
-        .scheme(Scheme::Ws)
-        .client("text every 1 s for 6 s, nothing back")
-        .judge(Expect::Survive, Observed::Hold(outcome))
-        .assert(&t.diagnostics());
+    t.row(
+        "traffic_in_one_direction_only_keeps_the_connection_alive",
+        "ws-no-annotations (ConfigMap read/send 2), backend never answers",
+        Scheme::Ws,
+    )
+    .client("text every 1 s for 6 s, nothing back")
+    .judge(Expect::Survive, Observed::Hold(outcome))
+    .assert(&t.diagnostics());
 }
 
 /// A local ingress with the documented Ingress and the given `worker-shutdown-timeout`, a
@@ -158,16 +160,17 @@ async fn reload_keeps_open_websockets_until_worker_shutdown_timeout() {
         Some(how) => HoldOutcome::Closed { after, how },
         None => HoldOutcome::Survived { held: after },
     };
-    Row::builder("reload_keeps_open_websockets_until_worker_shutdown_timeout")
-        .tier(t.tier())
-        .ingress("ws (worker-shutdown-timeout 2s)")
-        .scheme(Scheme::Ws)
-        .client("nginx reload, then idle (time from the reload)")
-        .judge(
-            Expect::cut_at(Duration::from_secs(2), HALF_SECOND, Duration::from_secs(1)),
-            Observed::Hold(outcome),
-        )
-        .assert(&t.diagnostics());
+    t.row(
+        "reload_keeps_open_websockets_until_worker_shutdown_timeout",
+        "ws (worker-shutdown-timeout 2s)",
+        Scheme::Ws,
+    )
+    .client("nginx reload, then idle (time from the reload)")
+    .judge(
+        Expect::cut_at(Duration::from_secs(2), HALF_SECOND, Duration::from_secs(1)),
+        Observed::Hold(outcome),
+    )
+    .assert(&t.diagnostics());
     // A connection made after the reload works, on the new configuration too.
     let mut fresh = open(&t, Scheme::Ws, &v).await;
     fresh.echo(Message::text("new worker")).await.unwrap();
@@ -219,10 +222,12 @@ async fn an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress() {
         (true, true) => "both",
         (false, false) => "unknown",
     };
-    let row = Row::builder("an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress")
-        .tier(inner.tier())
-        .ingress("ws (3600) behind a proxy with a 2 s idle timeout")
-        .scheme(Scheme::Ws)
+    let row = inner
+        .row(
+            "an_outer_proxy_cuts_at_its_own_timeout_despite_3600_on_the_ingress",
+            "ws (3600) behind a proxy with a 2 s idle timeout",
+            Scheme::Ws,
+        )
         .client("idle 6 s")
         .also(
             "the outer proxy's log names the cut",
@@ -331,25 +336,26 @@ async fn send_timeout_cuts_when_the_backend_stops_reading() {
         } if *after <= Duration::from_secs(4)
     );
     let log = t.local_ingress().expect("local").error_log();
-    Row::builder("send_timeout_cuts_when_the_backend_stops_reading")
-        .tier(t.tier())
-        .ingress("read 3600 / send 2, backend never reads")
-        .scheme(Scheme::Ws)
-        .client("send 256 KiB messages until blocked")
-        .also(
-            "nginx logged `upstream timed out`",
-            log.contains("upstream timed out"),
-            if log.contains("upstream timed out") {
-                "nginx: upstream timed out"
-            } else {
-                "no timeout in nginx's log"
-            },
-        )
-        .judge(
-            Expect::holds("cut by nginx (no close frame) within 4 s of the last completed send"),
-            Observed::check(cut_in_time, outcome.to_string()),
-        )
-        .assert(&t.diagnostics());
+    t.row(
+        "send_timeout_cuts_when_the_backend_stops_reading",
+        "read 3600 / send 2, backend never reads",
+        Scheme::Ws,
+    )
+    .client("send 256 KiB messages until blocked")
+    .also(
+        "nginx logged `upstream timed out`",
+        log.contains("upstream timed out"),
+        if log.contains("upstream timed out") {
+            "nginx: upstream timed out"
+        } else {
+            "no timeout in nginx's log"
+        },
+    )
+    .judge(
+        Expect::holds("cut by nginx (no close frame) within 4 s of the last completed send"),
+        Observed::check(cut_in_time, outcome.to_string()),
+    )
+    .assert(&t.diagnostics());
 }
 
 /// The controller's real default: a reload cuts upgraded connections 240 s later. Too long for
@@ -376,19 +382,20 @@ mod long_reload {
             },
             survived => survived,
         };
-        Row::builder("long_reload::reload_cuts_open_websockets_after_the_default_240s")
-            .tier(t.tier())
-            .ingress("ws (worker-shutdown-timeout 240s, the default)")
-            .scheme(Scheme::Ws)
-            .client("nginx reload, then an echo every 10 s (time from the reload)")
-            .judge(
-                Expect::cut_at(
-                    Duration::from_secs(240),
-                    Duration::from_secs(1),
-                    Duration::from_secs(11),
-                ),
-                Observed::Hold(outcome),
-            )
-            .assert(&t.diagnostics());
+        t.row(
+            "long_reload::reload_cuts_open_websockets_after_the_default_240s",
+            "ws (worker-shutdown-timeout 240s, the default)",
+            Scheme::Ws,
+        )
+        .client("nginx reload, then an echo every 10 s (time from the reload)")
+        .judge(
+            Expect::cut_at(
+                Duration::from_secs(240),
+                Duration::from_secs(1),
+                Duration::from_secs(11),
+            ),
+            Observed::Hold(outcome),
+        )
+        .assert(&t.diagnostics());
     }
 }

@@ -3,30 +3,23 @@
 
 use std::time::{Duration, Instant};
 
-use wsgate_cluster::{connect, wait_deployment_available, wait_ingress_address, wait_pods_ready};
+use wsgate_cluster::{wait_deployment_available, wait_ingress_address, wait_pods_ready};
 use wsgate_e2e::budget::Budget;
-use wsgate_e2e::env::ClusterEnv;
 use wsgate_e2e::{Expect, Observed, Row};
 use wsgate_manifests::{DOCUMENTED_INGRESS, DOCUMENTED_SERVICE};
 use wsgate_probe::chain;
 
 /// The document says the endpoint takes "about 10 seconds"; allow for a cold cluster.
+mod support;
+
 const ENDPOINT_DEADLINE: Duration = Duration::from_secs(120);
 /// Image load and container start on a fresh kind node (within the test's budget).
 const READY_DEADLINE: Duration = Duration::from_secs(240);
 
-async fn client() -> (wsgate_cluster::Client, ClusterEnv) {
-    let env = ClusterEnv::from_env().unwrap_or_else(|e| panic!("{e}"));
-    let client = connect(&env.kubeconfig, env.context.as_deref())
-        .await
-        .unwrap_or_else(|e| panic!("{}", chain(&e)));
-    (client, env)
-}
-
 #[tokio::test]
 async fn documented_deployment_becomes_ready() {
     let budget = Budget::cluster_test();
-    let (client, env) = client().await;
+    let (client, env) = support::cluster().await;
     let start = Instant::now();
     let result = async {
         wait_deployment_available(
@@ -73,7 +66,7 @@ async fn documented_deployment_becomes_ready() {
 #[tokio::test]
 async fn documented_ingress_gets_an_endpoint() {
     let budget = Budget::cluster_test();
-    let (client, env) = client().await;
+    let (client, env) = support::cluster().await;
     let start = Instant::now();
     let result = wait_ingress_address(
         &client,

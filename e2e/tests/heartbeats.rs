@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use wsgate_e2e::target::LocalOptions;
-use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
+use wsgate_e2e::{Expect, Observed, Phase, Target};
 use wsgate_echo::{Heartbeat, HeartbeatKind};
 use wsgate_manifests::{ControllerConfig, Variant};
 use wsgate_probe::{Confirm, Scheme, Traffic};
@@ -46,16 +46,17 @@ async fn case(name: &str, heartbeat: Option<HeartbeatKind>, client: Option<Traff
         Some(traffic) => s.hold_with_traffic(HOLD, EVERY, traffic).await,
         None => s.hold_idle(HOLD).await,
     };
-    Row::builder(format!("heartbeat::{name}"))
-        .tier(t.tier())
-        .ingress("ws-no-annotations (ConfigMap read 2 s)")
-        .scheme(Scheme::Ws)
-        .client(what)
-        .judge(
-            Expect::holds(format!("{READING} (held {} s)", HOLD.as_secs())),
-            Observed::check(outcome.survived(), outcome.to_string()),
-        )
-        .assert(&t.diagnostics());
+    t.row(
+        format!("heartbeat::{name}"),
+        "ws-no-annotations (ConfigMap read 2 s)",
+        Scheme::Ws,
+    )
+    .client(what)
+    .judge(
+        Expect::holds(format!("{READING} (held {} s)", HOLD.as_secs())),
+        Observed::check(outcome.survived(), outcome.to_string()),
+    )
+    .assert(&t.diagnostics());
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use wsgate_e2e::target::LocalOptions;
-use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
+use wsgate_e2e::{Expect, Observed, Phase, Target};
 use wsgate_manifests::{ControllerConfig, DOCUMENTED_HOST, Variant};
 use wsgate_probe::Scheme;
 
@@ -131,10 +131,11 @@ async fn target(config: ControllerConfig) -> Target {
 }
 
 fn row(t: &Target, case: &str, config: &str) -> wsgate_report::RowBuilder {
-    Row::builder(format!("http2::{case}"))
-        .tier(t.tier())
-        .ingress(format!("ws (documented, TLS; {config})"))
-        .scheme(Scheme::Wss)
+    t.row(
+        format!("http2::{case}"),
+        format!("ws (documented, TLS; {config})"),
+        Scheme::Wss,
+    )
 }
 
 /// After a 101, a text message must come back from the echo server.

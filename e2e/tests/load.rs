@@ -109,16 +109,17 @@ mod load {
             pct(0.99).as_secs_f64() * 1e3,
             wall.as_secs_f64()
         );
-        Row::builder("load::a_thousand_connections_echo_every_byte_through_the_ingress")
-            .tier(t.tier())
-            .ingress("ws (documented)")
-            .scheme(Scheme::Ws)
-            .client("1,000 connections x 100 messages (8 B-4 KiB, text and binary)")
-            .judge(
-                Expect::holds("every payload back byte for byte; nothing lost or closed"),
-                Observed::check(held, observed),
-            )
-            .assert(&format!("{:?}\n{}", other.first(), t.diagnostics()));
+        t.row(
+            "load::a_thousand_connections_echo_every_byte_through_the_ingress",
+            "ws (documented)",
+            Scheme::Ws,
+        )
+        .client("1,000 connections x 100 messages (8 B-4 KiB, text and binary)")
+        .judge(
+            Expect::holds("every payload back byte for byte; nothing lost or closed"),
+            Observed::check(held, observed),
+        )
+        .assert(&format!("{:?}\n{}", other.first(), t.diagnostics()));
     }
 
     /// Resident memory of a process and, with `children`, of its direct children (nginx workers), in KiB.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use wsgate_e2e::cases::open;
 use wsgate_e2e::target::LocalOptions;
-use wsgate_e2e::{Expect, Observed, Phase, Row, Target};
+use wsgate_e2e::{Expect, Observed, Phase, Target};
 use wsgate_local::Shutdown;
 use wsgate_manifests::{ControllerConfig, Variant};
 use wsgate_probe::{HoldOutcome, Message, Scheme};
@@ -50,28 +50,28 @@ async fn stop_under_a_connection(t: &Target, how: Shutdown) -> (HoldOutcome, boo
 async fn a_fast_shutdown_cuts_open_websockets_at_once_without_a_close_frame() {
     let t = target().await;
     let (outcome, _) = stop_under_a_connection(&t, Shutdown::Fast).await;
-    Row::builder("shutdown::a_fast_shutdown_cuts_open_websockets_at_once_without_a_close_frame")
-        .tier(t.tier())
-        .ingress("ws (documented)")
-        .scheme(Scheme::Ws)
-        .client("open, then nginx gets SIGTERM (time from the signal)")
-        .judge(
-            Expect::cut_at(Duration::ZERO, Duration::ZERO, HALF_SECOND),
-            Observed::Hold(outcome),
-        )
-        .assert(&t.diagnostics());
+    t.row(
+        "shutdown::a_fast_shutdown_cuts_open_websockets_at_once_without_a_close_frame",
+        "ws (documented)",
+        Scheme::Ws,
+    )
+    .client("open, then nginx gets SIGTERM (time from the signal)")
+    .judge(
+        Expect::cut_at(Duration::ZERO, Duration::ZERO, HALF_SECOND),
+        Observed::Hold(outcome),
+    )
+    .assert(&t.diagnostics());
 }
 
 #[tokio::test]
 async fn a_graceful_shutdown_keeps_open_websockets_until_worker_shutdown_timeout() {
     let t = target().await;
     let (outcome, echoed) = stop_under_a_connection(&t, Shutdown::Graceful).await;
-    Row::builder(
+    t.row(
         "shutdown::a_graceful_shutdown_keeps_open_websockets_until_worker_shutdown_timeout",
+        "ws (worker-shutdown-timeout 2s)",
+        Scheme::Ws,
     )
-    .tier(t.tier())
-    .ingress("ws (worker-shutdown-timeout 2s)")
-    .scheme(Scheme::Ws)
     .client("open, then nginx gets SIGQUIT (time from the signal)")
     .also(
         "still echoes right after the signal",

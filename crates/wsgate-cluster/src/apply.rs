@@ -46,7 +46,7 @@ impl ObjectRef {
         }
     }
 
-    fn api(&self, client: &Client) -> Api<DynamicObject> {
+    pub(crate) fn api(&self, client: &Client) -> Api<DynamicObject> {
         match &self.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource),
             None => Api::all_with(client.clone(), &self.resource),
@@ -90,93 +90,30 @@ pub async fn server_side_apply(
     target: &ObjectRef,
     body: &serde_json::Value,
 ) -> Result<DynamicObject, ClusterError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    patch(
+        client,
+        target,
+        &params,
+        &Patch::Apply(body),
+        "server-side apply of",
+    )
+    .await
+}
+
+/// One PATCH of `target`; a refusal names `verb` and the object.
+async fn patch(
+    client: &Client,
+    target: &ObjectRef,
+    params: &PatchParams,
+    body: &Patch<&serde_json::Value>,
+    verb: &'static str,
+) -> Result<DynamicObject, ClusterError> {
     target
         .api(client)
-        .patch(
-            &target.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        )
+        .patch(&target.name, params, body)
         .await
-        .map_err(api_err("server-side apply of", target))
-}
-
-/// Whether an object is on the cluster, and whether an earlier wsgate run put it there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Presence {
-    Absent,
-    /// Being deleted (a namespace a moment ago torn down with `--wait=false`): gone soon.
-    Terminating,
-    /// Only wsgate changes it (every manager but those of the `status` subresource is
-    /// wsgate's field manager): left by an earlier run that could not tear down.
-    LeftByWsgate,
-    /// Someone else's: the suite must neither change nor delete it.
-    Foreign {
-        managers: Vec<String>,
-    },
-}
-
-/// Looks `target` up (a GET) and tells whose it is.
-pub async fn presence(client: &Client, target: &ObjectRef) -> Result<Presence, ClusterError> {
-    let found = target
-        .api(client)
-        .get_opt(&target.name)
-        .await
-        .map_err(api_err("get", target))?;
-    let Some(obj) = found else {
-        return Ok(Presence::Absent);
-    };
-    if obj.metadata.deletion_timestamp.is_some() {
-        return Ok(Presence::Terminating);
-    }
-    let managers: Vec<String> = obj
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| m.subresource.as_deref() != Some("status"))
-        .filter_map(|m| m.manager.clone())
-        .collect();
-    Ok(
-        if !managers.is_empty() && managers.iter().all(|m| m == FIELD_MANAGER) {
-            Presence::LeftByWsgate
-        } else {
-            Presence::Foreign { managers }
-        },
-    )
-}
-
-/// The objects of `targets` that exist and are not wsgate's, as `Kind namespace/name (managers)`.
-/// One being deleted is waited for, until `limit`: applying into a terminating namespace fails.
-pub async fn foreign_objects(
-    client: &Client,
-    targets: &[ObjectRef],
-    limit: Duration,
-) -> Result<Vec<String>, ClusterError> {
-    let mut out = Vec::new();
-    for t in targets {
-        let mut found = presence(client, t).await?;
-        if found == Presence::Terminating {
-            found = wsgate_wait::Wait::new(format!("{t} deleted"), limit)
-                .every(Duration::from_secs(1))
-                .until(move || async move {
-                    match presence(client, t).await {
-                        Ok(Presence::Terminating) => wsgate_wait::Check::Pending("terminating"),
-                        done => wsgate_wait::Check::Done(done),
-                    }
-                })
-                .await??;
-        }
-        if let Presence::Foreign { managers } = found {
-            let by = if managers.is_empty() {
-                "no field manager".to_owned()
-            } else {
-                managers.join(", ")
-            };
-            out.push(format!("{t} (managed by {by})"));
-        }
-    }
-    Ok(out)
+        .map_err(api_err(verb, target))
 }
 
 /// Whether the API server refused a request because an admission webhook could not be called
@@ -232,11 +169,15 @@ pub async fn merge_patch(
     target: &ObjectRef,
     body: &serde_json::Value,
 ) -> Result<DynamicObject, ClusterError> {
-    target
-        .api(client)
-        .patch(&target.name, &PatchParams::default(), &Patch::Merge(body))
-        .await
-        .map_err(api_err("merge patch of", target))
+    let params = PatchParams::default();
+    patch(
+        client,
+        target,
+        &params,
+        &Patch::Merge(body),
+        "merge patch of",
+    )
+    .await
 }
 
 /// What `kubectl rollout restart deployment/NAME` does: a new `restartedAt` annotation on the
@@ -353,12 +294,14 @@ mod tests {
             merge_patch(&c, &target, &body).await.unwrap();
         })
         .await;
-        assert_eq!(
-            (method, ctype.as_str()),
-            (http::Method::PATCH, "application/merge-patch+json")
-        );
+        assert_patch(&method, &ctype, "application/merge-patch+json");
         assert!(uri.starts_with(&target.path()), "{uri}");
         assert_eq!(sent, wsgate_manifests_patch());
+    }
+
+    /// The request was a PATCH of this content type (which says the kind of patch).
+    fn assert_patch(method: &http::Method, content_type: &str, want: &str) {
+        assert_eq!((method, content_type), (&http::Method::PATCH, want));
     }
 
     fn wsgate_manifests_patch() -> &'static str {
@@ -375,10 +318,7 @@ mod tests {
             server_side_apply(&c, &target, &body).await.unwrap();
         })
         .await;
-        assert_eq!(
-            (method, ctype.as_str()),
-            (http::Method::PATCH, "application/apply-patch+yaml")
-        );
+        assert_patch(&method, &ctype, "application/apply-patch+yaml");
         assert!(
             uri.contains("fieldManager=wsgate") && uri.contains("force=true"),
             "{uri}"

@@ -53,45 +53,44 @@ pub async fn collect_diagnostics(
     write("controller.log", logs)?;
     for ns in [INGRESS_NGINX_NAMESPACE, namespace] {
         let events: Api<Event> = Api::namespaced(client.clone(), ns);
-        let text = match events.list(&ListParams::default()).await {
-            Ok(list) => list
-                .items
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{} {} {}/{}: {} {}",
-                        // events.k8s.io/v1 writers leave lastTimestamp empty and set eventTime.
-                        e.last_timestamp
-                            .as_ref()
-                            .map(|t| t.0.to_string())
-                            .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
-                            .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
-                            .unwrap_or_default(),
-                        e.type_.as_deref().unwrap_or(""),
-                        e.involved_object.kind.as_deref().unwrap_or(""),
-                        e.involved_object.name.as_deref().unwrap_or(""),
-                        e.reason.as_deref().unwrap_or(""),
-                        e.message.as_deref().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(e) => format!("(cannot list events: {e})"),
-        };
+        let listed = events.list(&ListParams::default()).await;
+        let text = each_of(listed, "events", "\n", |e: &Event| {
+            format!(
+                "{} {} {}/{}: {} {}",
+                // events.k8s.io/v1 writers leave lastTimestamp empty and set eventTime.
+                e.last_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                    .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
+                    .unwrap_or_default(),
+                e.type_.as_deref().unwrap_or(""),
+                e.involved_object.kind.as_deref().unwrap_or(""),
+                e.involved_object.name.as_deref().unwrap_or(""),
+                e.reason.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("")
+            )
+        });
         write(&format!("events-{ns}.txt"), text)?;
     }
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
-    let yaml = match ingresses.list(&ListParams::default()).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .map(|i| {
-                serde_saphyr::to_string(i).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("---\n"),
-        Err(e) => format!("# cannot list Ingresses: {e}\n"),
-    };
+    let listed = ingresses.list(&ListParams::default()).await;
+    let yaml = each_of(listed, "Ingresses", "---\n", |i: &Ingress| {
+        serde_saphyr::to_string(i).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    });
     write("ingresses.yaml", yaml)?;
     Ok(written)
+}
+
+/// Each listed object as `line` makes it, joined by `sep`; a failed list as a line saying so.
+fn each_of<T: Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
+    listed: Result<kube::api::ObjectList<T>, kube::Error>,
+    what: &str,
+    sep: &str,
+    line: impl Fn(&T) -> String,
+) -> String {
+    match listed {
+        Ok(list) => list.items.iter().map(line).collect::<Vec<_>>().join(sep),
+        Err(e) => format!("(cannot list {what}: {e})\n"),
+    }
 }

@@ -1,8 +1,10 @@
 //! The cluster side of the suite (kube-rs): apply and patch, waits with deadlines, diagnostics.
 
 mod apply;
+mod conditions;
 mod diagnostics;
 mod error;
+mod ownership;
 mod wait;
 
 use std::path::Path;
@@ -11,17 +13,19 @@ use kube::Config;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use apply::{
-    FIELD_MANAGER, ObjectRef, Presence, apply_body, apply_when_webhook_answers, delete_pods,
-    foreign_objects, is_webhook_unavailable, merge_patch, presence, restart_deployment,
-    server_side_apply,
+    FIELD_MANAGER, ObjectRef, apply_body, apply_when_webhook_answers, delete_pods,
+    is_webhook_unavailable, merge_patch, restart_deployment, server_side_apply,
+};
+pub use conditions::{
+    LbAddress, deployment_available, describe_deployment, pod_ready, rollout_complete,
 };
 pub use diagnostics::collect_diagnostics;
 pub use error::{ClusterError, api_status};
 /// The client type, re-exported so callers need not depend on kube themselves.
 pub use kube::Client;
 pub use kube::core::ApiResource;
+pub use ownership::{Presence, foreign_objects, presence};
 pub use wait::{
-    LbAddress, deployment_available, describe_deployment, pod_ready, rollout_complete,
     wait_deployment_available, wait_for, wait_ingress_address, wait_job_done, wait_pods_ready,
     wait_rollout_complete,
 };

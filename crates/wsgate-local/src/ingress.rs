@@ -13,7 +13,8 @@ use wsgate_manifests::{AnnotationWarning, ControllerConfig};
 use wsgate_tls::TlsMaterial;
 use wsgate_wait::{Check, Wait};
 
-use crate::model::{CertFiles, NginxVersion, RenderContext, RenderError, Server, ServiceRef};
+use crate::error::LocalError;
+use crate::model::{CertFiles, NginxVersion, RenderContext, Server, ServiceRef};
 use crate::prefix::{free_port, io_err, nofile_hard_limit, set_mode, write_secret};
 use crate::process;
 use crate::render::{Rendered, render};
@@ -41,33 +42,6 @@ pub struct LocalIngressSpec {
     pub config: ControllerConfig,
     /// Where each backend Service port is served on this machine.
     pub backends: BTreeMap<ServiceRef, SocketAddr>,
-}
-
-/// Why the local ingress could not start or change.
-#[derive(Debug, thiserror::Error)]
-pub enum LocalError {
-    #[error(
-        "nginx not found ({looked}). Install it (Debian/Ubuntu: `sudo apt-get install nginx`, or run `cargo xtask test`) or set NGINX_BIN=/path/to/nginx"
-    )]
-    NginxMissing { looked: String },
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error("Secret {name:?}: {problem}")]
-    Secret { name: String, problem: String },
-    #[error(transparent)]
-    Io(#[from] wsgate_fs::PathError),
-    #[error("cannot make the local ingress's certificates")]
-    Tls(#[from] wsgate_tls::TlsError),
-    #[error("nginx rejected the rendered configuration {}:\n{output}", conf.display())]
-    ConfigTest { conf: PathBuf, output: String },
-    #[error("nginx did not become ready on {addrs}: {problem}\n--- nginx error log ---\n{log}")]
-    NotReady {
-        addrs: String,
-        problem: String,
-        log: String,
-    },
-    #[error("nginx reload failed: {problem}\n--- nginx error log ---\n{log}")]
-    Reload { problem: String, log: String },
 }
 
 /// Finds the nginx binary: `NGINX_BIN`, else `nginx` on PATH, else `/usr/sbin/nginx`

@@ -2,6 +2,7 @@
 //! run as a child process that never outlives its owner.
 
 mod conf;
+mod error;
 pub mod fidelity;
 mod ingress;
 mod model;
@@ -9,9 +10,8 @@ mod prefix;
 mod process;
 mod render;
 
-pub use ingress::{
-    LocalError, LocalIngress, LocalIngressSpec, READY_DEADLINE, Shutdown, find_nginx,
-};
+pub use error::LocalError;
+pub use ingress::{LocalIngress, LocalIngressSpec, READY_DEADLINE, Shutdown, find_nginx};
 pub use model::{
     CertFiles, Location, Match, Model, NginxVersion, RenderContext, RenderError, Server, ServiceRef,
 };

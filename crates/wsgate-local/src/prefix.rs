@@ -6,7 +6,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::ingress::LocalError;
+use crate::error::LocalError;
 use crate::model::CertFiles;
 
 /// An I/O error on `path` as the local ingress reports it.

@@ -215,6 +215,31 @@ fn check_ingress(file: &str, i: &Ingress) -> Result<(), ManifestError> {
 mod tests {
     use super::*;
 
+    /// Why `from_sources` refuses the documented app as `app.yaml`, with `from` replaced by
+    /// `to`, beside the documented Ingress.
+    fn app_refusal(from: &str, to: &str) -> String {
+        let app = WEBSOCKET_YAML.replace(from, to);
+        assert_ne!(app, WEBSOCKET_YAML, "the replacement must apply");
+        refusal(
+            ("app.yaml", &app),
+            ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML),
+        )
+    }
+
+    /// Asserts that a refusal names each of `parts`.
+    fn says(msg: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(msg.contains(part), "{part:?} is not in: {msg}");
+        }
+    }
+
+    /// Why `from_sources` refuses the two files (name, text).
+    fn refusal(app: (&str, &str), ingress: (&str, &str)) -> String {
+        Documented::from_sources(app, ingress)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn shipped_manifests_carry_the_documented_values() {
         let d = Documented::shipped().unwrap();
@@ -280,12 +305,10 @@ mod tests {
     fn unquoted_annotation_value_names_the_field_and_the_fix() {
         let bad = WEBSOCKET_INGRESS_YAML
             .replace("proxy-read-timeout: \"3600\"", "proxy-read-timeout: 3600");
-        let err = Documented::from_sources(
+        let msg = refusal(
             ("websocket.yaml", WEBSOCKET_YAML),
             ("bad-ingress.yaml", &bad),
-        )
-        .unwrap_err();
-        let msg = err.to_string();
+        );
         assert!(msg.contains("bad-ingress.yaml"), "{msg}");
         assert!(msg.contains("metadata.annotations"), "{msg}");
         assert!(msg.contains("quote them"), "{msg}");
@@ -298,50 +321,32 @@ mod tests {
             "- http:",
         );
         assert_ne!(bad, WEBSOCKET_INGRESS_YAML, "the replacement must apply");
-        let msg = Documented::from_sources(("websocket.yaml", WEBSOCKET_YAML), ("ing.yaml", &bad))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("ing.yaml") && msg.contains("spec.rules[0].host"),
-            "{msg}"
-        );
+        let msg = refusal(("websocket.yaml", WEBSOCKET_YAML), ("ing.yaml", &bad));
+        says(&msg, &["ing.yaml", "spec.rules[0].host"]);
     }
 
     #[test]
     fn missing_bind_port_is_reported() {
-        let bad = WEBSOCKET_YAML.replace("BIND_PORT", "OTHER_PORT");
-        let msg = Documented::from_sources(
-            ("app.yaml", &bad),
-            ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            msg.contains("app.yaml") && msg.contains("BIND_PORT"),
-            "{msg}"
+        says(
+            &app_refusal("BIND_PORT", "OTHER_PORT"),
+            &["app.yaml", "BIND_PORT"],
         );
     }
 
     #[test]
     fn wrong_type_names_the_field_path() {
-        let bad = WEBSOCKET_YAML.replace("replicas: 1", "replicas: one");
-        let msg = Documented::from_sources(
-            ("app.yaml", &bad),
-            ("websocket-ingress.yaml", WEBSOCKET_INGRESS_YAML),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(msg.contains("spec.replicas"), "{msg}");
+        says(
+            &app_refusal("replicas: 1", "replicas: one"),
+            &["spec.replicas"],
+        );
     }
 
     #[test]
     fn broken_yaml_names_the_file() {
-        let msg = Documented::from_sources(
+        let msg = refusal(
             ("app.yaml", "kind: [unclosed"),
             ("i.yaml", WEBSOCKET_INGRESS_YAML),
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(msg.starts_with("app.yaml: not valid YAML"), "{msg}");
     }
 

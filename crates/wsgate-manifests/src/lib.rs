@@ -17,9 +17,10 @@ pub use documented::Documented;
 pub use load::{ManifestError, Object, load_documents};
 pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_secret};
 pub use variants::{Variant, derive_ingress};
+pub use workload::notices::Notice;
+pub use workload::rules::{Rule, tls_secret_hosts, uses_regex};
 pub use workload::{
-    ANNOTATION_PREFIX, CONTROLLER_CONFIGMAP, Notice, Rule, WEBSOCKET_APP_PROTOCOLS, Workload,
-    tls_pair, tls_secret_hosts, uses_regex,
+    ANNOTATION_PREFIX, CONTROLLER_CONFIGMAP, WEBSOCKET_APP_PROTOCOLS, Workload, tls_pair,
 };
 
 /// The host of the documented Ingress.

@@ -17,6 +17,8 @@ pub enum Expect {
         early_ms: u64,
         late_ms: u64,
     },
+    /// Ended, in any way, within `within_ms` of an event (`after` says which).
+    EndsWithin { within_ms: u64, after: String },
     /// Ended by a WebSocket close frame with this code.
     CloseFrame { code: u16 },
     /// A check that states its own expectation and observes whether it held.
@@ -30,6 +32,14 @@ impl Expect {
             at_ms: at.as_millis() as u64,
             early_ms: early.as_millis() as u64,
             late_ms: late.as_millis() as u64,
+        }
+    }
+
+    /// Ends, in any way, within `within` after the event `after` names.
+    pub fn ends_within(within: Duration, after: impl Into<String>) -> Self {
+        Self::EndsWithin {
+            within_ms: within.as_millis() as u64,
+            after: after.into(),
         }
     }
 
@@ -56,6 +66,10 @@ impl Expect {
                 t + early_ms >= *at_ms && t <= at_ms + late_ms
             }
             (
+                Self::EndsWithin { within_ms, .. },
+                Observed::Hold(HoldOutcome::Closed { after, .. }),
+            ) => after.as_millis() as u64 <= *within_ms,
+            (
                 Self::CloseFrame { code },
                 Observed::Ended {
                     how: Some(CloseKind::CloseFrame { code: got, .. }),
@@ -79,6 +93,9 @@ impl fmt::Display for Expect {
                 f,
                 "cut at {at_ms} ms (-{early_ms}/+{late_ms}), no close frame"
             ),
+            Self::EndsWithin { within_ms, after } => {
+                write!(f, "ends within {} s {after}", within_ms / 1000)
+            }
             Self::CloseFrame { code } => write!(f, "close frame {code}"),
             Self::Holds { what } => f.write_str(what),
         }
@@ -129,20 +146,31 @@ pub struct Condition {
 mod tests {
     use super::*;
 
-    fn cut(ms: u64, how: CloseKind) -> Observed {
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn cut(after_ms: u64, how: CloseKind) -> Observed {
         Observed::Hold(HoldOutcome::Closed {
-            after: Duration::from_millis(ms),
+            after: ms(after_ms),
             how,
         })
     }
 
     #[test]
+    fn an_ending_counts_only_within_its_deadline() {
+        let e = Expect::ends_within(Duration::from_secs(40), "of the deletion");
+        assert!(e.met_by(&cut(1_500, CloseKind::NoCloseFrame)));
+        assert!(!e.met_by(&cut(40_001, CloseKind::NoCloseFrame)));
+        assert!(!e.met_by(&Observed::Hold(HoldOutcome::Survived {
+            held: Duration::from_secs(40)
+        })));
+        assert_eq!(e.to_string(), "ends within 40 s of the deletion");
+    }
+
+    #[test]
     fn cut_expectation_holds_only_inside_its_window() {
-        let e = Expect::cut_at(
-            Duration::from_secs(60),
-            Duration::from_millis(300),
-            Duration::from_secs(2),
-        );
+        let e = Expect::cut_at(ms(60_000), ms(300), ms(2_000));
         assert!(e.met_by(&cut(60_010, CloseKind::NoCloseFrame)));
         assert!(e.met_by(&cut(59_700, CloseKind::NoCloseFrame)));
         assert!(!e.met_by(&cut(59_600, CloseKind::NoCloseFrame)));
@@ -154,11 +182,7 @@ mod tests {
 
     #[test]
     fn a_cut_with_a_close_frame_is_not_the_proxy_timeout() {
-        let e = Expect::cut_at(
-            Duration::from_secs(3),
-            Duration::from_millis(500),
-            Duration::from_millis(500),
-        );
+        let e = Expect::cut_at(ms(3_000), ms(500), ms(500));
         assert!(!e.met_by(&cut(
             3_000,
             CloseKind::CloseFrame {

@@ -69,6 +69,14 @@ const DERIVED: [&str; 4] = [
     "ws-short-send",
 ];
 
+/// Asserts that what `--dry-run` prints holds each of `parts`.
+fn prints(p: &Plan, parts: &[&str]) {
+    let text = p.render();
+    for part in parts {
+        assert!(text.contains(part), "{part:?} is not in:\n{text}");
+    }
+}
+
 /// The steps that arm teardown.
 fn armed(p: &Plan) -> Vec<StepId> {
     p.steps
@@ -76,6 +84,18 @@ fn armed(p: &Plan) -> Vec<StepId> {
         .filter(|s| s.arms_teardown.is_some())
         .map(|s| s.id)
         .collect()
+}
+
+/// A phase's route waits (one per host) and its test step.
+fn routes_then_tests(phase: Phase, hosts: &[&str], filter: &str, junit: &str) -> Vec<String> {
+    let routes = StepId::WaitRoutes(phase).title();
+    let scheme = if phase == Phase::Tls { "wss" } else { "ws" };
+    let mut v: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("{routes}: wait {scheme}://{h}"))
+        .collect();
+    v.extend(tests_step(StepId::Tests(phase), filter, junit));
+    v
 }
 
 /// A test step's signatures: its JUnit file reset, nextest with `filter`, the copy kept.
@@ -121,10 +141,9 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
         "short-read.test.example.com",
         "short-send.test.example.com",
     ];
-    let ws = StepId::WaitRoutes(Phase::Plain).title();
-    want.extend(hosts.map(|h| format!("{ws}: wait ws://{h}")));
-    want.extend(tests_step(
-        StepId::Tests(Phase::Plain),
+    want.extend(routes_then_tests(
+        Phase::Plain,
+        &hosts,
         "(binary(cluster) | binary(plain))",
         "phase-1",
     ));
@@ -135,10 +154,9 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     want.push(format!("{tls}: apply Secret default/wsgate-variants-tls"));
     want.push(format!("{tls}: merge-patch Ingress default/ws"));
     want.extend(DERIVED.map(|n| format!("{tls}: merge-patch Ingress default/{n}")));
-    let wss = StepId::WaitRoutes(Phase::Tls).title();
-    want.extend(hosts.map(|h| format!("{wss}: wait wss://{h}")));
-    want.extend(tests_step(
-        StepId::Tests(Phase::Tls),
+    want.extend(routes_then_tests(
+        Phase::Tls,
+        &hosts,
         "binary(tls)",
         "phase-2",
     ));
@@ -250,10 +268,14 @@ fn keep_creates_but_never_deletes() {
     .unwrap();
     assert!(has(&p, "kind create cluster --name"));
     assert!(!p.actions().any(|a| a.signature().contains("delete")));
-    let text = p.render();
-    assert!(text.contains("hostPort 80 -> 8080, 443 -> 8443"), "{text}");
-    assert!(text.contains("WSGATE_HTTPS_ADDR=127.0.0.1:8443"), "{text}");
-    assert!(text.contains("create cluster --name dev"), "{text}");
+    prints(
+        &p,
+        &[
+            "hostPort 80 -> 8080, 443 -> 8443",
+            "WSGATE_HTTPS_ADDR=127.0.0.1:8443",
+            "create cluster --name dev",
+        ],
+    );
 }
 
 #[test]
@@ -281,21 +303,15 @@ fn existing_cluster_skips_kind_applies_its_namespace_and_deletes_it() {
     assert!(has(&p, "apply Ingress wsgate-e2e/ws"));
     assert!(has(&p, "teardown: kubectl delete namespace wsgate-e2e"));
     assert_eq!(armed(&p), [StepId::Manifests]);
-    let text = p.render();
-    assert!(
-        text.contains("kubectl --kubeconfig /k --context prod delete namespace wsgate-e2e"),
-        "{text}"
-    );
-    assert!(
-        text.contains("WSGATE_HTTP_ADDR=203.0.113.7:80")
-            && text.contains("WSGATE_HTTPS_ADDR=203.0.113.7:443")
-    );
-    // The document's image is pulled by the cluster: not the built one.
-    assert!(
-        text.contains(
-            "image registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest"
-        ),
-        "{text}"
+    prints(
+        &p,
+        &[
+            "kubectl --kubeconfig /k --context prod delete namespace wsgate-e2e",
+            "WSGATE_HTTP_ADDR=203.0.113.7:80",
+            "WSGATE_HTTPS_ADDR=203.0.113.7:443",
+            // The document's image is pulled by the cluster: not the built one.
+            "image registry-cn-hangzhou.ack.aliyuncs.com/ack-demo/websocket-echo-server:latest",
+        ],
     );
 }
 
@@ -311,8 +327,12 @@ fn existing_cluster_in_the_default_namespace_deletes_only_its_objects() {
     ])
     .unwrap();
     assert!(!has(&p, "apply Namespace default"));
-    let text = p.render();
-    assert!(text.contains("-n default delete --ignore-not-found deployment/websocket-server service/websocket-server ingress/ws ingress/ws-no-annotations"), "{text}");
+    prints(
+        &p,
+        &[
+            "-n default delete --ignore-not-found deployment/websocket-server service/websocket-server ingress/ws ingress/ws-no-annotations",
+        ],
+    );
 }
 
 #[test]
@@ -354,11 +374,7 @@ fn tools_not_at_their_pins_are_downloaded_first_and_used_from_the_tools_folder()
     let p = Plan::new(&cli.args, &i).unwrap();
     assert!(has(&p, "prerequisites: download kind v0.32.0"));
     assert!(p.notes.iter().any(|n| n.contains("v0.20.0")));
-    let text = p.render();
-    assert!(
-        text.contains("$ /repo/target/wsgate/tools/kind create cluster"),
-        "{text}"
-    );
+    prints(&p, &["$ /repo/target/wsgate/tools/kind create cluster"]);
 }
 
 #[test]
@@ -379,226 +395,4 @@ fn on_failure_collects_diagnostics_and_the_controller_s_nginx_conf() {
     assert_eq!(sigs, ["diagnostics", "kubectl -n ingress-nginx exec"]);
 }
 
-fn own_plan_of(
-    flags: &[&str],
-    workload: wsgate_manifests::Workload,
-    load_images: &[&str],
-) -> anyhow::Result<Plan> {
-    let mut argv = vec!["e2e"];
-    argv.extend(flags);
-    let cli = Cli::try_parse_from(argv).unwrap();
-    let mut i = inputs();
-    let args = crate::flags::OwnArgs {
-        manifests: workload.files.iter().map(Into::into).collect(),
-        load_images: load_images.iter().map(|s| s.to_string()).collect(),
-        max_idle: 90,
-        ..Default::default()
-    };
-    i.own = Some(super::Own { workload, args });
-    Plan::new(&cli.args, &i)
-}
-
-/// The teardown step's actions, each as the lines `--dry-run` prints, joined.
-fn teardown_lines(p: &Plan) -> Vec<String> {
-    p.step(StepId::Teardown)
-        .unwrap()
-        .actions
-        .iter()
-        .map(|a| a.lines().join(" "))
-        .collect()
-}
-
-/// The chat example, with `chat:dev` loaded on kind.
-fn own_plan(flags: &[&str]) -> Plan {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/chat");
-    let existing = flags.contains(&"--kubeconfig");
-    let load: &[&str] = if existing { &[] } else { &["chat:dev"] };
-    own_plan_of(
-        flags,
-        wsgate_manifests::Workload::load(&[dir]).unwrap(),
-        load,
-    )
-    .unwrap()
-}
-
-/// A namespace of its own, a TLS Secret written with stringData but without its key, and a
-/// second Ingress whose port is plain HTTP.
-const TEAM: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: team}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: team-tls, namespace: team}
-type: kubernetes.io/tls
-stringData: {tls.crt: "not yet"}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: spare-tls, namespace: team}
-type: kubernetes.io/tls
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: team}
-spec:
-  ports: [{name: http, port: 80}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: api, namespace: team}
-spec:
-  ingressClassName: nginx
-  tls: [{hosts: [api.team.example], secretName: team-tls}]
-  rules:
-  - host: api.team.example
-    http:
-      paths: [{path: /, pathType: Prefix, backend: {service: {name: api, port: {name: http}}}}]
-"#;
-
-fn team() -> wsgate_manifests::Workload {
-    wsgate_manifests::Workload::from_sources(&[("team.yaml".into(), TEAM.into())]).unwrap()
-}
-
-#[test]
-fn own_tls_secrets_are_generated_inside_their_namespace_and_deleted_with_it() {
-    let p = own_plan_of(
-        &["--kubeconfig", "/k", "--ingress-address", "lb"],
-        team(),
-        &[],
-    )
-    .unwrap();
-    assert_eq!(
-        p.namespace, "team",
-        "the header names the Ingress's namespace"
-    );
-    let step: Vec<String> = p
-        .step(StepId::OwnManifests)
-        .unwrap()
-        .actions
-        .iter()
-        .map(Action::signature)
-        .collect();
-    let at = |sig: &str| {
-        step.iter()
-            .position(|s| s == sig)
-            .unwrap_or_else(|| panic!("{sig} missing from {step:#?}"))
-    };
-    assert_eq!(at("absent 4"), 0, "checked before anything changes");
-    assert!(at("apply Namespace team") < at("apply Secret team/team-tls"));
-    assert_eq!(
-        step.iter()
-            .filter(|s| s.contains("Secret team/team-tls"))
-            .count(),
-        1,
-        "the given Secret (no tls.key) is replaced by the generated one, not applied too"
-    );
-    assert!(
-        !step
-            .iter()
-            .any(|s| s.contains("apply Secret team/spare-tls")),
-        "an unused TLS Secret without data is not applied: {step:#?}"
-    );
-    let text = p.render();
-    assert!(text.contains("Secret team/spare-tls is kubernetes.io/tls without tls.crt and tls.key, and no rule uses it: not applied"), "{text}");
-    assert!(
-        text.contains("a WebSocket handshake, or the backend's own refusal of it, with wss://api.team.example/"),
-        "a port not marked appProtocol kubernetes.io/ws may refuse the upgrade: {text}"
-    );
-    assert!(text.contains("the manifests have no ingress-nginx-controller ConfigMap"));
-    let teardown = teardown_lines(&p);
-    assert!(
-        teardown[0]
-            .ends_with("-n team delete --ignore-not-found secret/team-tls service/api ingress/api"),
-        "{teardown:?}"
-    );
-    assert!(
-        teardown[1].contains("delete namespace team"),
-        "{teardown:?}"
-    );
-}
-
-#[test]
-fn own_manifests_that_cannot_work_here_are_refused_with_the_fix() {
-    let existing = ["--kubeconfig", "/k", "--ingress-address", "lb"];
-    let e = own_plan_of(&existing, team(), &["api:dev"])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("push them there and drop --load-image"), "{e}");
-    let e = own_plan_of(&["--namespace", "x"], team(), &[])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("each object names its own namespace"), "{e}");
-    let with = |from: &str, to: &str| {
-        wsgate_manifests::Workload::from_sources(&[("t.yaml".into(), TEAM.replace(from, to))])
-            .unwrap()
-    };
-    let other = with("ingressClassName: nginx", "ingressClassName: traefik");
-    let e = own_plan_of(&[], other.clone(), &[])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("set spec.ingressClassName: nginx"), "{e}");
-    // An existing cluster may well serve that class.
-    own_plan_of(&existing, other, &[]).unwrap();
-    // No class is served on kind (--watch-ingress-without-class), unless the old annotation
-    // names another.
-    own_plan_of(&[], with("  ingressClassName: nginx\n", ""), &[]).unwrap();
-    let mut annotated = with("  ingressClassName: nginx\n", "");
-    annotated.ingresses[0].metadata.annotations =
-        Some([("kubernetes.io/ingress.class".into(), "traefik".into())].into());
-    let e = own_plan_of(&[], annotated, &[]).unwrap_err().to_string();
-    assert!(e.contains("kubernetes.io/ingress.class"), "{e}");
-}
-
-#[test]
-fn own_manifests_on_kind_load_their_images_apply_their_objects_and_check_their_rules() {
-    let p = own_plan(&[]);
-    let ids: Vec<StepId> = p.steps.iter().map(|s| s.id).collect();
-    assert_eq!(
-        ids,
-        [
-            StepId::Prerequisites,
-            StepId::Cluster,
-            StepId::IngressNginx,
-            StepId::LoadImages,
-            StepId::OwnManifests,
-            StepId::OwnReady,
-            StepId::OwnChecks,
-            StepId::Teardown
-        ],
-        "the document's steps and the echo image are not part of it"
-    );
-    for sig in [
-        "your images loaded into kind: kind load docker-image chat:dev",
-        "your manifests: apply Service default/chat",
-        "your manifests: apply Deployment default/chat",
-        "your manifests: apply Ingress default/chat",
-        "wait Deployment default/chat",
-        "wait ws://chat.example.org",
-        "check rules of 3",
-        "teardown: kind delete cluster --name",
-    ] {
-        assert!(has(&p, sig), "{sig} missing from {:#?}", signatures(&p));
-    }
-    let text = p.render();
-    assert!(
-        text.contains("a WebSocket handshake with ws://chat.example.org/chat via 127.0.0.1:80"),
-        "{text}"
-    );
-}
-
-#[test]
-fn own_manifests_on_an_existing_cluster_delete_exactly_what_they_applied() {
-    let p = own_plan(&["--kubeconfig", "/k", "--ingress-address", "lb"]);
-    assert!(!has(&p, "kind load"), "no kind on an existing cluster");
-    let teardown = teardown_lines(&p);
-    assert_eq!(teardown.len(), 1, "{teardown:?}");
-    assert!(
-        teardown[0].ends_with(
-            "-n default delete --ignore-not-found service/chat deployment/chat ingress/chat"
-        ),
-        "{teardown:?}"
-    );
-    assert_eq!(armed(&p), [StepId::OwnManifests]);
-}
+mod own;
