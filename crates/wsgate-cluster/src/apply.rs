@@ -169,7 +169,11 @@ pub async fn merge_patch(
     target: &ObjectRef,
     body: &serde_json::Value,
 ) -> Result<DynamicObject, ClusterError> {
-    let params = PatchParams::default();
+    // Named, so the object's managedFields say wsgate changed it (see `ownership`).
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
     patch(
         client,
         target,
@@ -296,6 +300,7 @@ mod tests {
         .await;
         assert_patch(&method, &ctype, "application/merge-patch+json");
         assert!(uri.starts_with(&target.path()), "{uri}");
+        assert!(uri.contains("fieldManager=wsgate"), "{uri}");
         assert_eq!(sent, wsgate_manifests_patch());
     }
 

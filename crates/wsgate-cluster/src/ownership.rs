@@ -42,7 +42,8 @@ pub async fn presence(client: &Client, target: &ObjectRef) -> Result<Presence, C
         .iter()
         .flatten()
         .filter(|m| m.subresource.as_deref() != Some("status"))
-        .filter_map(|m| m.manager.clone())
+        // A client that names no manager is someone, just not wsgate.
+        .map(|m| m.manager.clone().unwrap_or_else(|| "(unnamed)".into()))
         .collect();
     Ok(
         if !managers.is_empty() && managers.iter().all(|m| m == FIELD_MANAGER) {

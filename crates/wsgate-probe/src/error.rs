@@ -82,10 +82,13 @@ impl ProbeError {
 
     /// Whether an HTTP answer to the upgrade is a backend's own refusal rather than the
     /// proxy's: not a redirect (3xx, e.g. ingress-nginx's `ssl-redirect`), not 404 (its
-    /// default server, for a host it does not serve), not 502/503/504 (no reachable backend).
-    pub fn refused_by_backend(&self) -> bool {
-        self.rejected_status()
-            .is_some_and(|s| !matches!(s, 300..=399 | 404 | 502..=504))
+    /// default server, for a host it does not serve), not 5xx (no reachable backend, or a
+    /// failing one), and none of `proxy_statuses`, which the proxy may answer itself on this
+    /// route (authentication, allow lists, rate limits).
+    pub fn refused_by_backend(&self, proxy_statuses: &[u16]) -> bool {
+        self.rejected_status().is_some_and(|s| {
+            !matches!(s, 300..=399 | 404 | 500..=599) && !proxy_statuses.contains(&s)
+        })
     }
 
     /// Whether the TLS handshake failed because the server's certificate was not trusted.

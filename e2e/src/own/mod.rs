@@ -101,7 +101,8 @@ pub async fn check_rule(c: &Checked, addrs: &Addrs, s: &Settings) -> Vec<Row> {
             // A port that does not say it speaks WebSocket and refuses the upgrade itself is no
             // WebSocket backend: said once, not a failure. The proxy's own answers (a redirect,
             // 404, 502/503/504) are failures.
-            let not_websocket = !rule.marked_websocket && e.refused_by_backend();
+            let not_websocket =
+                !rule.marked_websocket && e.refused_by_backend(&rule.proxy_statuses);
             rows.push(row(rule, "handshake", scheme, s).client("upgrade").judge(
                 Expect::holds(if rule.marked_websocket {
                     "HTTP 101 through the ingress (the Service port says appProtocol kubernetes.io/ws)"

@@ -138,14 +138,17 @@ pub struct Route {
     /// refusal of the upgrade also shows the route works; the controller's 404 (no such host
     /// yet) and 502/503/504 (no reachable endpoint yet) do not.
     pub websocket_required: bool,
+    /// Statuses the controller may answer itself on this rule (from its annotations).
+    pub proxy_statuses: Vec<u16>,
 }
 
 impl Route {
     /// Whether a failed attempt still shows the route works: for a port that need not speak
     /// WebSocket, the backend's own refusal of the upgrade (never the controller's redirect,
-    /// 404 or gateway error: see [`wsgate_probe::ProbeError::refused_by_backend`]).
+    /// 404, 5xx, or a status its annotations let it answer: see
+    /// [`wsgate_probe::ProbeError::refused_by_backend`]).
     pub fn accepts(&self, e: &wsgate_probe::ProbeError) -> bool {
-        !self.websocket_required && e.refused_by_backend()
+        !self.websocket_required && e.refused_by_backend(&self.proxy_statuses)
     }
 }
 
@@ -224,16 +227,18 @@ mod tests {
             trust: Vec::new(),
             echo: false,
             websocket_required: false,
+            proxy_statuses: vec![401, 403],
         };
         let answered = |status| wsgate_probe::ProbeError::Rejected {
             url: "ws://api.example/".into(),
             status,
             location: None,
         };
-        for ok in [200, 400, 401, 403, 405, 426] {
+        for ok in [200, 400, 405, 426] {
             assert!(r.accepts(&answered(ok)), "{ok}");
         }
-        for pending in [301, 308, 404, 502, 503, 504] {
+        // 401/403: this rule's annotations let the controller answer them itself.
+        for pending in [301, 308, 401, 403, 404, 500, 502, 503, 504] {
             assert!(!r.accepts(&answered(pending)), "{pending}");
         }
         r.websocket_required = true;

@@ -47,7 +47,14 @@ impl Workload {
                 ingress: ingress.clone(),
                 annotation: "spec.tls".into(),
                 value: host,
-                consequence: "the Ingress has a tls section but no entry lists this host with a secretName: ingress-nginx serves it its default (self-signed) certificate, unless one of the Ingress's TLS Secrets covers the host, and redirects http to it with 308; list the host under spec.tls[].hosts with a secretName".into(),
+                consequence: format!(
+                    "the Ingress has a tls section but no entry lists this host with a secretName: ingress-nginx serves it its default certificate (unless a TLS Secret of the Ingress covers the host){}; list the host under spec.tls[].hosts with a secretName",
+                    if config.ssl_redirect {
+                        ", and redirects http to https (ssl-redirect)"
+                    } else {
+                        ""
+                    }
+                ),
             }));
             for (key, value) in ing.metadata.annotations.iter().flatten() {
                 if !key.starts_with(ANNOTATION_PREFIX)
@@ -157,6 +164,10 @@ mod tests {
             .collect();
         assert_eq!(tls.len(), 1, "{notices:#?}");
         assert_eq!(tls[0].value, "other.example.org");
-        assert!(tls[0].consequence.contains("308"), "{}", tls[0]);
+        assert!(
+            tls[0].consequence.contains("redirects http to https"),
+            "{}",
+            tls[0]
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct Rule {
     pub timeouts: ProxyTimeouts,
     /// A regular-expression path (`use-regex` or `rewrite-target`): no single URL to dial.
     pub regex: bool,
+    /// HTTP statuses the controller itself may answer on this rule because of its annotations
+    /// (authentication, source ranges, rate limits, ModSecurity): never a backend's own answer.
+    pub proxy_statuses: Vec<u16>,
 }
 
 impl Rule {
@@ -48,15 +51,17 @@ impl Workload {
             let regex =
                 flag("use-regex").is_some_and(|v| v == "true") || flag("rewrite-target").is_some();
             let (timeouts, _) = ProxyTimeouts::for_ingress(ing, config);
+            let proxy_statuses = proxy_statuses(annotations.keys());
             let spec = ing.spec.clone().unwrap_or_default();
             for (r, rule) in spec.rules.iter().flatten().enumerate() {
                 let host = rule.host.clone().unwrap_or_else(|| "_".into());
+                // An entry with an empty secretName gives the host the default certificate.
                 let tls_secret = spec
                     .tls
                     .iter()
                     .flatten()
-                    .find(|t| t.hosts.iter().flatten().any(|h| *h == host))
-                    .and_then(|t| t.secret_name.clone());
+                    .filter(|t| t.hosts.iter().flatten().any(|h| *h == host))
+                    .find_map(|t| t.secret_name.clone().filter(|n| !n.is_empty()));
                 for (p, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
                     let field = format!("spec.rules[{r}].http.paths[{p}].backend.service");
                     let err = |message: String| ManifestError::Field {
@@ -108,6 +113,7 @@ impl Workload {
                         tls_secret: tls_secret.clone(),
                         timeouts,
                         regex,
+                        proxy_statuses: proxy_statuses.clone(),
                     });
                 }
             }
@@ -149,6 +155,29 @@ impl Workload {
         }
         out
     }
+}
+
+/// The statuses ingress-nginx answers itself, before any backend, given an Ingress's
+/// annotation keys: 401/403/400/500 for `auth-*` (basic, external, client certificates),
+/// 403 for source ranges, a denylist or ModSecurity, 429 for rate limits.
+fn proxy_statuses<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for key in keys.filter_map(|k| k.strip_prefix(ANNOTATION_PREFIX)) {
+        let statuses: &[u16] = match key {
+            k if k.starts_with("auth-") => &[400, 401, 403, 500],
+            k if k.ends_with("source-range") || k.starts_with("denylist") => &[403],
+            k if k.contains("modsecurity") => &[403],
+            k if k.starts_with("limit-") => &[429],
+            _ => &[],
+        };
+        for s in statuses {
+            if !out.contains(s) {
+                out.push(*s);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 /// The TLS Secrets the rules name, as `(namespace, name)`, with the hosts each covers.
@@ -219,6 +248,31 @@ mod tests {
         assert!(
             e.contains("named port \"ws\"") && e.contains("default/chat"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn statuses_the_controller_answers_itself_come_from_the_annotations() {
+        let with = |annotations: &str| {
+            let text = CHAT.replace(
+                "    nginx.ingress.kubernetes.io/affinity: cookie\n",
+                annotations,
+            );
+            let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
+            w.rules(&w.controller_config().unwrap()).unwrap()[0]
+                .proxy_statuses
+                .clone()
+        };
+        assert_eq!(with(""), Vec::<u16>::new());
+        assert_eq!(
+            with(
+                "    nginx.ingress.kubernetes.io/auth-url: http://auth\n    nginx.ingress.kubernetes.io/whitelist-source-range: 10.0.0.0/8\n"
+            ),
+            [400, 401, 403, 500]
+        );
+        assert_eq!(
+            with("    nginx.ingress.kubernetes.io/limit-rps: \"5\"\n"),
+            [429]
         );
     }
 }

@@ -126,7 +126,7 @@ impl Builder<'_> {
             // Teardown deletes what the run applied: first make sure none of it is someone else's.
             actions.push(Action::ExpectAbsent {
                 targets: self.own_targets(own, &rules),
-                hint: "run against a cluster (or namespaces) where the manifests' objects do not exist yet, or delete them first".into(),
+                hint: "run against a cluster (or namespaces) where the manifests' objects do not exist yet, or delete them first (an earlier run's leftovers that a controller has since changed are refused too: delete them by hand)".into(),
                 limit: self.inputs.deadlines.controller,
             });
         }
@@ -244,6 +244,7 @@ impl Builder<'_> {
                     trust: trust.clone(),
                     echo: false,
                     websocket_required: r.marked_websocket,
+                    proxy_statuses: r.proxy_statuses.clone(),
                 }),
                 limit: self.inputs.deadlines.routes,
             });

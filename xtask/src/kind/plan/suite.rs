@@ -38,7 +38,7 @@ impl Builder<'_> {
                 } else {
                     self.owned_objects()
                 },
-                hint: "choose a namespace of the suite's own with --namespace (it is created and deleted)".into(),
+                hint: "choose a namespace of the suite's own with --namespace (it is created and deleted), or delete the objects named if an earlier run left them".into(),
                 limit: self.inputs.deadlines.controller,
             });
         }
@@ -124,6 +124,7 @@ impl Builder<'_> {
                     trust: trust.clone(),
                     echo: true,
                     websocket_required: true,
+                    proxy_statuses: Vec::new(),
                 }),
                 limit: self.inputs.deadlines.routes,
             })
