@@ -134,21 +134,30 @@ pub struct Route {
     pub trust: Vec<PathBuf>,
     /// An echo must come back (the backend echoes); else the handshake is enough.
     pub echo: bool,
-    /// Only a 101 will do (the port says it speaks WebSocket). Otherwise the backend's own
-    /// refusal of the upgrade also shows the route works; the controller's 404 (no such host
-    /// yet) and 502/503/504 (no reachable endpoint yet) do not.
-    pub websocket_required: bool,
-    /// Statuses the controller may answer itself on this rule (from its annotations).
-    pub proxy_statuses: Vec<u16>,
+    /// What answer shows the route works.
+    pub answer: RouteAnswer,
+}
+
+/// What answer to the upgrade shows a route works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAnswer {
+    /// Only a 101: the port says it speaks WebSocket.
+    Upgrade,
+    /// A 101, or the backend's own refusal of the upgrade; never the controller's redirect,
+    /// 404, 5xx, nor one of `proxy_statuses`, which this rule's annotations let the controller
+    /// answer itself (see [`wsgate_probe::ProbeError::refused_by_backend`]).
+    UpgradeOrRefusal { proxy_statuses: Vec<u16> },
 }
 
 impl Route {
-    /// Whether a failed attempt still shows the route works: for a port that need not speak
-    /// WebSocket, the backend's own refusal of the upgrade (never the controller's redirect,
-    /// 404, 5xx, or a status its annotations let it answer: see
-    /// [`wsgate_probe::ProbeError::refused_by_backend`]).
+    /// Whether a failed attempt still shows the route works.
     pub fn accepts(&self, e: &wsgate_probe::ProbeError) -> bool {
-        !self.websocket_required && e.refused_by_backend(&self.proxy_statuses)
+        match &self.answer {
+            RouteAnswer::Upgrade => false,
+            RouteAnswer::UpgradeOrRefusal { proxy_statuses } => {
+                e.refused_by_backend(proxy_statuses)
+            }
+        }
     }
 }
 
@@ -169,10 +178,10 @@ impl fmt::Display for WaitFor {
                 write!(
                     f,
                     "{} {}://{}{} via {}",
-                    match (r.echo, r.websocket_required) {
+                    match (r.echo, &r.answer) {
                         (true, _) => "an echo over",
-                        (false, true) => "a WebSocket handshake with",
-                        (false, false) =>
+                        (false, RouteAnswer::Upgrade) => "a WebSocket handshake with",
+                        (false, RouteAnswer::UpgradeOrRefusal { .. }) =>
                             "a WebSocket handshake, or the backend's own refusal of it, with",
                     },
                     r.scheme,
@@ -226,8 +235,9 @@ mod tests {
             path: "/".into(),
             trust: Vec::new(),
             echo: false,
-            websocket_required: false,
-            proxy_statuses: vec![401, 403],
+            answer: RouteAnswer::UpgradeOrRefusal {
+                proxy_statuses: vec![401, 403],
+            },
         };
         let answered = |status| wsgate_probe::ProbeError::Rejected {
             url: "ws://api.example/".into(),
@@ -241,7 +251,7 @@ mod tests {
         for pending in [301, 308, 401, 403, 404, 500, 502, 503, 504] {
             assert!(!r.accepts(&answered(pending)), "{pending}");
         }
-        r.websocket_required = true;
+        r.answer = RouteAnswer::Upgrade;
         assert!(
             !r.accepts(&answered(400)),
             "a WebSocket port must answer 101"

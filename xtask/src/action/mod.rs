@@ -12,7 +12,7 @@ mod nextest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use api::{ApiBody, ApiCall, ApiVerb, Route, WaitFor};
+pub use api::{ApiBody, ApiCall, ApiVerb, Route, RouteAnswer, WaitFor};
 pub use cmd::{ActionError, Cmd, Download, partial, quote, shell_line};
 pub use nextest::{Listed, Nextest, NextestMode, listed};
 

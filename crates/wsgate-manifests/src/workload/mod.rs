@@ -216,36 +216,44 @@ data:
     pub(crate) fn chat() -> Workload {
         Workload::from_sources(&[("chat.yaml".into(), CHAT.into())]).unwrap()
     }
+
+    /// Asserts that an error message names each of `parts`.
+    pub(crate) fn says(msg: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(msg.contains(part), "{part:?} is not in: {msg}");
+        }
+    }
+
+    /// The chat example with `from` replaced by `to` (which must apply).
+    pub(crate) fn chat_with(from: &str, to: &str) -> Workload {
+        let text = CHAT.replace(from, to);
+        assert_ne!(text, CHAT, "the replacement must apply");
+        Workload::from_sources(&[("chat.yaml".into(), text)]).unwrap()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::CHAT;
+    use super::fixtures::{CHAT, says};
     use super::*;
+
+    /// Why `from_sources` refuses this one file.
+    fn refused(text: &str) -> String {
+        Workload::from_sources(&[("s.yaml".into(), text.into())])
+            .unwrap_err()
+            .to_string()
+    }
 
     #[test]
     fn manifests_without_an_ingress_are_refused() {
-        let e = Workload::from_sources(&[(
-            "s.yaml".into(),
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n".into(),
-        )])
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("at least one Ingress"), "{e}");
+        let e = refused("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n");
+        says(&e, &["at least one Ingress"]);
     }
 
     #[test]
     fn unsupported_kinds_say_what_to_do() {
-        let e = Workload::from_sources(&[(
-            "s.yaml".into(),
-            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\n".into(),
-        )])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("ServiceAccount") && e.contains("apply other kinds yourself"),
-            "{e}"
-        );
+        let e = refused("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\n");
+        says(&e, &["ServiceAccount", "apply other kinds yourself"]);
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn unmodeled(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{CHAT, chat};
+    use super::super::fixtures::{chat, chat_with};
     use super::*;
 
     #[test]
@@ -139,8 +139,7 @@ mod tests {
 
     #[test]
     fn ignored_values_are_notices_too() {
-        let text = CHAT.replace("proxy-read-timeout: \"4\"", "proxy-read-timeout: \"4s\"");
-        let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
+        let w = chat_with("proxy-read-timeout: \"4\"", "proxy-read-timeout: \"4s\"");
         let notices = w.notices(&w.controller_config().unwrap());
         assert!(
             notices
@@ -152,11 +151,10 @@ mod tests {
 
     #[test]
     fn a_host_the_tls_section_leaves_out_is_named_with_what_the_controller_does() {
-        let text = CHAT.replace(
+        let w = chat_with(
             "  - host: chat.example.org\n",
             "  - host: chat.example.org\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: chat, port: {number: 8080}}}}]}\n  - host: other.example.org\n",
         );
-        let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
         let notices = w.notices(&w.controller_config().unwrap());
         let tls: Vec<&Notice> = notices
             .iter()

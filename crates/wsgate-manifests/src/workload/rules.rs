@@ -208,8 +208,7 @@ pub fn uses_regex(ing: &Ingress) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{CHAT, chat};
-    use super::*;
+    use super::super::fixtures::{chat, chat_with, says};
     use crate::Source;
 
     #[test]
@@ -239,26 +238,18 @@ mod tests {
 
     #[test]
     fn a_named_port_the_service_lacks_is_an_error_naming_it() {
-        let text = CHAT.replace("name: ws\n    port: 8080", "name: http\n    port: 8080");
-        let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
-        let e = w
-            .rules(&w.controller_config().unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("named port \"ws\"") && e.contains("default/chat"),
-            "{e}"
-        );
+        let w = chat_with("name: ws\n    port: 8080", "name: http\n    port: 8080");
+        let e = w.rules(&w.controller_config().unwrap()).unwrap_err();
+        says(&e.to_string(), &["named port \"ws\"", "default/chat"]);
     }
 
     #[test]
     fn statuses_the_controller_answers_itself_come_from_the_annotations() {
         let with = |annotations: &str| {
-            let text = CHAT.replace(
+            let w = chat_with(
                 "    nginx.ingress.kubernetes.io/affinity: cookie\n",
                 annotations,
             );
-            let w = Workload::from_sources(&[("c.yaml".into(), text)]).unwrap();
             w.rules(&w.controller_config().unwrap()).unwrap()[0]
                 .proxy_statuses
                 .clone()

@@ -14,7 +14,7 @@ use wsgate_probe::Scheme;
 
 use super::builder::Builder;
 use super::{Mode, Own, Step, StepId};
-use crate::action::{Action, ApiBody, ApiCall, ApiVerb, CheckRules, Route, WaitFor};
+use crate::action::{Action, ApiBody, ApiCall, ApiVerb, CheckRules, Route, RouteAnswer, WaitFor};
 
 fn ns(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.namespace.clone().unwrap_or_else(|| "default".into())
@@ -243,8 +243,13 @@ impl Builder<'_> {
                     path: r.url_path.clone(),
                     trust: trust.clone(),
                     echo: false,
-                    websocket_required: r.marked_websocket,
-                    proxy_statuses: r.proxy_statuses.clone(),
+                    answer: if r.marked_websocket {
+                        RouteAnswer::Upgrade
+                    } else {
+                        RouteAnswer::UpgradeOrRefusal {
+                            proxy_statuses: r.proxy_statuses.clone(),
+                        }
+                    },
                 }),
                 limit: self.inputs.deadlines.routes,
             });

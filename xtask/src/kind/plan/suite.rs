@@ -19,7 +19,7 @@ use wsgate_probe::Scheme;
 
 use super::builder::Builder;
 use super::{FAULTS_FILTER, Mode, ROLLOUT_FILTER, Step, StepId, test_filter};
-use crate::action::{Action, ApiBody, ApiCall, ApiVerb, Nextest, Route, WaitFor};
+use crate::action::{Action, ApiBody, ApiCall, ApiVerb, Nextest, Route, RouteAnswer, WaitFor};
 use crate::flags::EchoImage;
 
 impl Builder<'_> {
@@ -123,8 +123,7 @@ impl Builder<'_> {
                     path: "/".into(),
                     trust: trust.clone(),
                     echo: true,
-                    websocket_required: true,
-                    proxy_statuses: Vec::new(),
+                    answer: RouteAnswer::Upgrade,
                 }),
                 limit: self.inputs.deadlines.routes,
             })
