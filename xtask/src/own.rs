@@ -14,12 +14,16 @@ use wsgate_probe::chain;
 use crate::flags::{E2eArgs, OwnArgs};
 use crate::report;
 
+/// The manifests' controller settings; a broken ConfigMap is named with its files.
+pub fn controller_config(w: &Workload) -> anyhow::Result<wsgate_manifests::ControllerConfig> {
+    w.controller_config()
+        .with_context(|| format!("the controller ConfigMap in {}", w.files.join(", ")))
+}
+
 /// The manifests, and what the controller and the local tier ignore in them (printed once).
 pub fn load(own: &OwnArgs) -> anyhow::Result<(Workload, Vec<String>)> {
     let w = Workload::load(&own.manifests)?;
-    let config = w
-        .controller_config()
-        .with_context(|| format!("the controller ConfigMap in {}", w.files.join(", ")))?;
+    let config = controller_config(&w)?;
     let notices = w.notices(&config).iter().map(ToString::to_string).collect();
     Ok((w, notices))
 }
@@ -131,37 +135,24 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The checks of `--manifests` on a cluster (the plan's `CheckRules` action): every rule
-/// through the ingress address, trusting the manifests' TLS Secrets and the given files; rows
-/// recorded into the plan's report directory.
+/// The checks of `--manifests` on a cluster (the plan's `CheckRules` action): the plan's rules
+/// through the ingress address, trusting the plan's certificate files (the manifests' TLS
+/// Secrets' and the given ones); rows recorded into the plan's report directory.
 pub async fn check_on_cluster(
     c: &crate::action::CheckRules,
 ) -> anyhow::Result<Vec<wsgate_report::Row>> {
-    let w = Workload::load(&c.manifests)?;
-    let config = w.controller_config()?;
     let mut trust = Vec::new();
-    for s in &w.secrets {
-        if let Some((crt, _)) = wsgate_manifests::tls_pair(s) {
-            trust.extend(wsgate_probe::pem_certificates(crt).with_context(|| {
-                format!(
-                    "Secret {:?}: tls.crt",
-                    s.metadata.name.as_deref().unwrap_or_default()
-                )
-            })?);
-        }
-    }
     for p in &c.trust {
         trust.extend(
             wsgate_probe::pem_file_certificates(p)
                 .with_context(|| format!("reading certificates from {}", p.display()))?,
         );
     }
-    let rules: Vec<wsgate_e2e::own::Checked> = w
-        .rules(&config)?
-        .into_iter()
-        .filter(|r| !r.regex)
+    let rules: Vec<wsgate_e2e::own::Checked> = c
+        .rules
+        .iter()
         .map(|rule| wsgate_e2e::own::Checked {
-            rule,
+            rule: rule.clone(),
             echoes: c.echo,
         })
         .collect();

@@ -193,8 +193,9 @@ async fn answer(
         return json_response(200, v);
     }
     if query.contains("watch=") {
-        // A watch that never reports: the waits are met (or not) by the list.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        // A watch that never reports: the waits are met (or not) by the list, each within
+        // its own named deadline, which also ends this.
+        std::future::pending::<()>().await;
     }
     let segments: Vec<&str> = path.split('/').collect();
     let single = segments.len() >= 2
@@ -414,6 +415,11 @@ fn rehearse(flags: &[&str], fault: Fault) -> (Rig, Plan, anyhow::Result<()>) {
     for name in ["kind", "kubectl", "docker", "cargo"] {
         stub(&bin, name, &rig.log, fail, existing, api);
     }
+    // Downloads must never reach the network: the rehearsal is offline wherever it runs.
+    write_exe(
+        &bin.join("curl"),
+        "#!/bin/sh\necho 'curl: (6) Could not resolve host (rehearsal)' >&2\nexit 6\n",
+    );
     // The controller manifest: a local file, cached under its pinned sha256, so nothing is fetched.
     let manifest_text = "# ingress-nginx kind manifest (rehearsal)\n";
     let sha: String = sha2::Sha256::digest(manifest_text)
@@ -478,9 +484,9 @@ fn rehearse(flags: &[&str], fault: Fault) -> (Rig, Plan, anyhow::Result<()>) {
         manifest,
         image: IMAGE.into(),
         default_kubeconfig: None,
-        own: (!args.own.manifests.is_empty()).then(|| xtask::kind::plan::Own {
-            workload: wsgate_manifests::Workload::load(&args.own.manifests).unwrap(),
-            args: args.own.clone(),
+        own: (!args.own.manifests.is_empty()).then(|| {
+            let workload = wsgate_manifests::Workload::load(&args.own.manifests).unwrap();
+            xtask::kind::plan::Own::new(args.own.clone(), workload).unwrap()
         }),
     };
     let plan = Plan::new(&args.kind, &inputs).unwrap();

@@ -41,8 +41,14 @@ pub struct ApiCall {
 impl fmt::Display for ApiCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.verb {
-            ApiVerb::ServerSideApply => "server-side apply (fieldManager=wsgate, force)",
-            ApiVerb::MergePatch => "merge patch",
+            ApiVerb::ServerSideApply => format!(
+                "server-side apply (fieldManager={}, force)",
+                wsgate_cluster::FIELD_MANAGER
+            ),
+            ApiVerb::MergePatch => format!(
+                "merge patch (fieldManager={})",
+                wsgate_cluster::FIELD_MANAGER
+            ),
         };
         write!(f, "PATCH {} {kind}", self.target.path())?;
         match &self.body {

@@ -45,7 +45,7 @@ pub enum Action {
         limit: Duration,
     },
     Nextest(Nextest),
-    /// A self-signed certificate for `hosts` (rcgen, 365 days; key file 0600).
+    /// A self-signed certificate for `hosts` (rcgen, [`wsgate_tls::VALIDITY_DAYS`]; key file 0600).
     GenerateCert {
         hosts: Vec<String>,
         cert: PathBuf,
@@ -98,7 +98,8 @@ pub enum Action {
 /// The checks of `--manifests` on a cluster: every Ingress rule through the ingress address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRules {
-    pub manifests: Vec<PathBuf>,
+    /// The rules with a URL to dial (not regex paths), as the plan worked them out.
+    pub rules: Vec<wsgate_manifests::Rule>,
     pub http: String,
     pub https: String,
     /// PEM certificates the TLS hosts must present (besides the manifests' own Secrets).
@@ -147,7 +148,7 @@ impl Action {
             Self::Diagnostics { .. } => "diagnostics".into(),
             Self::Note(n) => format!("note {n}"),
             Self::ExpectAbsent { targets, .. } => format!("absent {}", targets.len()),
-            Self::CheckRules(c) => format!("check rules of {}", c.manifests.len()),
+            Self::CheckRules(c) => format!("check rules {}", rule_targets(c)),
         }
     }
 
@@ -185,8 +186,9 @@ impl Action {
             }
             Self::Nextest(n) => vec![format!("$ {}", n.cmd(NextestMode::Run))],
             Self::GenerateCert { hosts, cert, key } => vec![format!(
-                "# self-signed certificate for {} (rcgen, ECDSA P-256, 365 days): {}, key {} (0600)",
+                "# self-signed certificate for {} (rcgen, ECDSA P-256, {} days): {}, key {} (0600)",
                 hosts.join(", "),
+                wsgate_tls::VALIDITY_DAYS,
                 cert.display(),
                 key.display()
             )],
@@ -246,12 +248,8 @@ impl Action {
                 v
             }
             Self::CheckRules(c) => vec![format!(
-                "# check every rule of {} via {} (ws) and {} (wss): handshake, ping/pong liveness, {}idle (up to {} s), traffic; rows to {}",
-                c.manifests
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                "# check {} via {} (ws) and {} (wss): handshake, ping/pong liveness, {}idle (up to {} s), traffic; rows to {}",
+                rule_targets(c),
                 c.http,
                 c.https,
                 if c.echo { "echo, " } else { "" },
@@ -260,6 +258,15 @@ impl Action {
             )],
         }
     }
+}
+
+/// `chat.example.org/chat (read 4 s (annotation)), ...`: the rules a `CheckRules` checks.
+fn rule_targets(c: &CheckRules) -> String {
+    c.rules
+        .iter()
+        .map(|r| format!("{} (read {})", r.target(), r.timeouts.read))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn file_name(p: &Path) -> String {

@@ -95,26 +95,15 @@ fn pinned_tool(
 
 /// Resolves every tool against `search` (PATH) and the pinned copies in `tools_dir`.
 pub fn resolve(search: &OsStr, tools_dir: &Path) -> Tools {
-    let unpinned = |tool: &str| {
-        let pin = pins::binary_for_host(tool);
-        let cached = tools_dir.join(tool);
-        match pin {
-            Some(pin) => Tool {
-                path: cached,
-                fetch: Some(pin),
-                passed_over: Vec::new(),
-            },
-            // No pinned download for this platform: PATH's copy is all there is.
-            None => Tool {
-                path: which(tool, search),
-                fetch: None,
-                passed_over: vec![format!(
-                    "no pinned {tool} for {}/{}: using PATH's",
-                    std::env::consts::OS,
-                    std::env::consts::ARCH
-                )],
-            },
-        }
+    // No pinned download for this platform: PATH's copy is all there is.
+    let unpinned = |tool: &str| Tool {
+        path: which(tool, search),
+        fetch: None,
+        passed_over: vec![format!(
+            "no pinned {tool} for {}/{}: using PATH's",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )],
     };
     let kind = match pins::binary_for_host("kind") {
         Some(pin) => pinned_tool(pin, kind_version, tools_dir, search),

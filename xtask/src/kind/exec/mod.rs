@@ -169,7 +169,7 @@ pub fn run(plan: &Plan, opts: &Options) -> anyhow::Result<()> {
                 break;
             }
         }
-        timings.push((title.to_owned(), start.elapsed()));
+        timings.push((title.into_owned(), start.elapsed()));
     }
     drop(guard);
     let written = report::write(&plan.work, &plan.rows(), &timings, &exec.notes);

@@ -134,6 +134,11 @@ impl<'a> Builder<'a> {
         c
     }
 
+    /// Where report rows go (one JSON file each).
+    pub(super) fn rows_dir(&self) -> PathBuf {
+        self.work.join("rows")
+    }
+
     pub(super) fn tls_dir(&self) -> PathBuf {
         self.work.join("tls")
     }
@@ -159,14 +164,14 @@ impl<'a> Builder<'a> {
             steps.push(self.cluster()?);
             steps.push(self.ingress_nginx());
         }
-        if self.echo_image() == EchoImage::Built {
-            steps.push(self.image_step());
-        }
         if let Some(own) = &self.inputs.own {
-            // A team's own manifests instead of the document's: their objects, their checks.
-            steps.pop_if(|s| s.id == StepId::EchoImage);
+            // A team's own manifests instead of the document's: their objects (and images),
+            // their checks.
             steps.extend(self.own_steps(own)?);
         } else {
+            if self.echo_image() == EchoImage::Built {
+                steps.push(self.image_step());
+            }
             steps.push(self.manifests());
             steps.push(self.wait_routes(Phase::Plain));
             steps.push(self.tests(StepId::Tests(Phase::Plain), Phase::Plain, "phase-1"));
@@ -180,11 +185,12 @@ impl<'a> Builder<'a> {
             }
         }
         steps.push(self.teardown());
-        let mut notes: Vec<String> = [&self.tools().kind, &self.tools().kubectl]
-            .into_iter()
-            .filter(|t| self.mode == Mode::Kind || !std::ptr::eq(*t, &self.tools().kind))
-            .flat_map(|t| t.passed_over.clone())
-            .collect();
+        // kind's notes only when kind is used.
+        let mut notes = Vec::new();
+        if self.mode == Mode::Kind {
+            notes.extend(self.tools().kind.passed_over.clone());
+        }
+        notes.extend(self.tools().kubectl.passed_over.clone());
         if self.mode == Mode::Existing {
             notes.push(format!(
                 "existing cluster: kubeconfig {}, context {}",

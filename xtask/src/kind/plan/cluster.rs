@@ -17,17 +17,7 @@ impl Builder<'_> {
     /// local tier does not model).
     fn annotation_notices(&self) -> Vec<String> {
         if let Some(own) = &self.inputs.own {
-            return own
-                .workload
-                .controller_config()
-                .map(|c| {
-                    own.workload
-                        .notices(&c)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
+            return own.notices.clone();
         }
         self.variants
             .iter()
@@ -44,7 +34,7 @@ impl Builder<'_> {
 
     pub(super) fn prerequisites(&self) -> Step {
         let mut actions = vec![Action::Reset {
-            path: self.work.join("rows"),
+            path: self.rows_dir(),
             recreate: true,
         }];
         if self.mode == Mode::Kind {

@@ -81,11 +81,14 @@ pub enum StepId {
 }
 
 impl StepId {
-    pub fn title(self) -> &'static str {
-        match self {
+    pub fn title(self) -> std::borrow::Cow<'static, str> {
+        let fixed = match self {
+            // The version named is the one the step installs.
+            Self::IngressNginx => {
+                return format!("ingress-nginx {}", pins::INGRESS_NGINX_VERSION).into();
+            }
             Self::Prerequisites => "prerequisites",
             Self::Cluster => "cluster",
-            Self::IngressNginx => "ingress-nginx controller-v1.15.1",
             Self::EchoImage => "echo image",
             Self::Manifests => "documented manifests and derived Ingresses (doc steps 1-2)",
             Self::WaitRoutes(Phase::Plain) => "wait until every host routes over ws",
@@ -104,7 +107,8 @@ impl StepId {
             Self::OwnReady => "wait until your Deployments are Available and every rule routes",
             Self::OwnChecks => "checks of every rule: handshake, liveness, idle, traffic",
             Self::Teardown => "teardown",
-        }
+        };
+        fixed.into()
     }
 }
 
@@ -135,11 +139,34 @@ pub struct Inputs {
     pub own: Option<Own>,
 }
 
-/// `--manifests` and its flags, with the manifests loaded.
+/// `--manifests` and its flags, with the manifests loaded and their rules and notices worked
+/// out once for every step that needs them.
 #[derive(Debug, Clone)]
 pub struct Own {
     pub args: crate::flags::OwnArgs,
     pub workload: wsgate_manifests::Workload,
+    pub rules: Vec<wsgate_manifests::Rule>,
+    /// What the controller ignores and the local tier does not model.
+    pub notices: Vec<String>,
+}
+
+impl Own {
+    pub fn new(
+        args: crate::flags::OwnArgs,
+        workload: wsgate_manifests::Workload,
+    ) -> anyhow::Result<Self> {
+        let config = crate::own::controller_config(&workload)?;
+        Ok(Self {
+            rules: workload.rules(&config)?,
+            notices: workload
+                .notices(&config)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            args,
+            workload,
+        })
+    }
 }
 
 /// The whole run, ready to print or execute.
@@ -195,10 +222,10 @@ impl Plan {
                 own: if own.manifests.is_empty() {
                     None
                 } else {
-                    Some(Own {
-                        args: own.clone(),
-                        workload: wsgate_manifests::Workload::load(&own.manifests)?,
-                    })
+                    Some(Own::new(
+                        own.clone(),
+                        wsgate_manifests::Workload::load(&own.manifests)?,
+                    )?)
                 },
             };
         Self::new(args, &inputs)

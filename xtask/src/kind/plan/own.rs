@@ -107,9 +107,7 @@ impl Builder<'_> {
 
     pub(super) fn own_steps(&self, own: &Own) -> anyhow::Result<Vec<Step>> {
         self.check_own(own)?;
-        let w = &own.workload;
-        let config = w.controller_config()?;
-        let rules = w.rules(&config)?;
+        let (w, rules) = (&own.workload, &own.rules);
         let mut steps = Vec::new();
         if self.mode == Mode::Kind && !own.args.load_images.is_empty() {
             let actions = own
@@ -125,7 +123,7 @@ impl Builder<'_> {
         if self.mode == Mode::Existing {
             // Teardown deletes what the run applied: first make sure none of it is someone else's.
             actions.push(Action::ExpectAbsent {
-                targets: self.own_targets(own, &rules),
+                targets: self.own_targets(own),
                 hint: "run against a cluster (or namespaces) where the manifests' objects do not exist yet, or delete them first (an earlier run's leftovers that a controller has since changed are refused too: delete them by hand)".into(),
                 limit: self.inputs.deadlines.controller,
             });
@@ -161,7 +159,7 @@ impl Builder<'_> {
         let mut trust = Vec::new();
         let mut replaced = BTreeSet::new();
         let tls_dir = self.work.join("tls");
-        for ((sns, sname), hosts) in wsgate_manifests::tls_secret_hosts(&rules) {
+        for ((sns, sname), hosts) in wsgate_manifests::tls_secret_hosts(rules) {
             let given = w
                 .secrets
                 .iter()
@@ -194,7 +192,7 @@ impl Builder<'_> {
             }
             trust.push(cert);
         }
-        let unused = unused_incomplete_tls(&own.workload, &rules);
+        let unused = unused_incomplete_tls(&own.workload, rules);
         for (sns, sname) in &unused {
             actions.push(Action::Note(format!(
                 "Secret {sns}/{sname} is kubernetes.io/tls without tls.crt and tls.key, and no rule uses it: not applied (the API server would refuse it)"
@@ -258,14 +256,14 @@ impl Builder<'_> {
         steps.push(Self::step(
             StepId::OwnChecks,
             vec![Action::CheckRules(CheckRules {
-                manifests: own.args.manifests.clone(),
+                rules: rules.iter().filter(|r| !r.regex).cloned().collect(),
                 http: self.http_addr.clone(),
                 https: self.https_addr.clone(),
                 trust,
                 max_idle: Duration::from_secs(own.args.max_idle),
                 echo: own.args.echo,
                 tier: self.tier.clone(),
-                rows: self.work.join("rows"),
+                rows: self.rows_dir(),
             })],
         ));
         Ok(steps)
@@ -273,7 +271,8 @@ impl Builder<'_> {
 
     /// Every object the run applies on an existing cluster: the manifests' and the generated
     /// TLS Secrets.
-    fn own_targets(&self, own: &Own, rules: &[wsgate_manifests::Rule]) -> Vec<ObjectRef> {
+    fn own_targets(&self, own: &Own) -> Vec<ObjectRef> {
+        let rules = &own.rules;
         let unused = unused_incomplete_tls(&own.workload, rules);
         let mut v: Vec<ObjectRef> = own
             .workload
@@ -300,15 +299,9 @@ impl Builder<'_> {
         let Some(own) = &self.inputs.own else {
             return Vec::new();
         };
-        let rules = own
-            .workload
-            .controller_config()
-            .ok()
-            .and_then(|c| own.workload.rules(&c).ok())
-            .unwrap_or_default();
         let mut by_ns: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut namespaces = Vec::new();
-        for t in self.own_targets(own, &rules) {
+        for t in self.own_targets(own) {
             match &t.namespace {
                 Some(n) => by_ns.entry(n.clone()).or_default().push(format!(
                     "{}/{}",

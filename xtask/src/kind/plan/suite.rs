@@ -146,7 +146,7 @@ impl Builder<'_> {
             (ENV_NAMESPACE.to_owned(), self.namespace.clone()),
             (
                 ENV_REPORT_DIR.to_owned(),
-                self.work.join("rows").display().to_string(),
+                self.rows_dir().display().to_string(),
             ),
         ];
         if let Some(c) = &self.args.context {

@@ -382,7 +382,7 @@ fn the_tls_patch_on_ws_is_the_document_s_byte_for_byte() {
     let text = plan(&[]).unwrap().render();
     assert!(
         text.contains(&format!(
-            "/namespaces/default/ingresses/ws merge patch {DOCUMENTED_TLS_PATCH}\n"
+            "/namespaces/default/ingresses/ws merge patch (fieldManager=wsgate) {DOCUMENTED_TLS_PATCH}\n"
         )),
         "{text}"
     );

@@ -17,7 +17,7 @@ fn own_plan_of(
         max_idle: 90,
         ..Default::default()
     };
-    i.own = Some(super::Own { workload, args });
+    i.own = Some(super::Own::new(args, workload)?);
     Plan::new(&cli.args, &i)
 }
 
@@ -201,7 +201,7 @@ fn own_manifests_on_kind_load_their_images_apply_their_objects_and_check_their_r
         "your manifests: apply Ingress default/chat",
         "wait Deployment default/chat",
         "wait ws://chat.example.org",
-        "check rules of 3",
+        "check rules chat.example.org/chat (read 4 s (annotation))",
         "teardown: kind delete cluster --name",
     ] {
         assert!(has(&p, sig), "{sig} missing from {:#?}", signatures(&p));
