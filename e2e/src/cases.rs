@@ -11,6 +11,10 @@ use crate::{Expect, Observed, Target};
 /// The default proxy timeout (controller `proxy-read-timeout`), for expectations.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The tolerance of the fast-scale cases (2 s timeouts, a local nginx): timers fire to the
+/// millisecond there, so half a second either way is generous and still tells 2 s from 3 s.
+pub const HALF_SECOND: Duration = Duration::from_millis(500);
+
 /// How early a cut may come: nginx skips re-arming a timer when the new expiry is less than
 /// 300 ms (`NGX_TIMER_LAZY_DELAY`) from the old one, so the handshake and the first echo, a few
 /// ms apart, share one expiry that can precede "last traffic" seen by the client.

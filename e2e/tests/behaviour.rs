@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use wsgate_e2e::cases::{Pace, idle_case, open, traffic_case};
+use wsgate_e2e::cases::{HALF_SECOND, Pace, idle_case, open, traffic_case};
 use wsgate_e2e::target::LocalOptions;
 use wsgate_e2e::{Expect, Observed, Phase, Target};
 use wsgate_echo::Mode;
@@ -13,8 +13,6 @@ use wsgate_manifests::{
     ControllerConfig, Documented, PROXY_READ_TIMEOUT, PROXY_SEND_TIMEOUT, Variant,
 };
 use wsgate_probe::{CloseKind, HoldOutcome, Message, Scheme, Session, Traffic};
-
-const HALF_SECOND: Duration = Duration::from_millis(500);
 
 /// Controller defaults on a fast scale (ConfigMap `proxy-read-timeout`/`-send-timeout` = 2).
 fn fast_defaults() -> ControllerConfig {
@@ -154,12 +152,7 @@ async fn reload_keeps_open_websockets_until_worker_shutdown_timeout() {
     s.echo(Message::text("after reload"))
         .await
         .unwrap_or_else(|e| panic!("cut at once by the reload: {e}"));
-    let how = s.wait_for_close(Duration::from_secs(6)).await;
-    let after = reloaded_at.elapsed();
-    let outcome = match how {
-        Some(how) => HoldOutcome::Closed { after, how },
-        None => HoldOutcome::Survived { held: after },
-    };
+    let outcome = s.ending_since(reloaded_at, Duration::from_secs(6)).await;
     t.row(
         "reload_keeps_open_websockets_until_worker_shutdown_timeout",
         "ws (worker-shutdown-timeout 2s)",

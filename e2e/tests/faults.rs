@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use wsgate_e2e::cases::reconnects;
 use wsgate_e2e::{Expect, Observed};
 use wsgate_manifests::{DOCUMENTED_SERVICE, Variant};
-use wsgate_probe::{HoldOutcome, Message, Scheme};
+use wsgate_probe::{Message, Scheme};
 
 mod support;
 
@@ -32,12 +32,9 @@ async fn deleting_the_echo_pod_closes_its_connection_and_a_new_one_succeeds() {
     let pods = wsgate_cluster::delete_pods(&client, &env.namespace, "app=ws")
         .await
         .unwrap();
-    let how = s.wait_for_close(budget.left(CLOSE_DEADLINE)).await;
-    let after = deleted_at.elapsed();
-    let outcome = match how {
-        Some(how) => HoldOutcome::Closed { after, how },
-        None => HoldOutcome::Survived { held: after },
-    };
+    let outcome = s
+        .ending_since(deleted_at, budget.left(CLOSE_DEADLINE))
+        .await;
     // Ready again, and a fresh connection through the ingress works.
     let recovered = async {
         wsgate_cluster::wait_deployment_available(

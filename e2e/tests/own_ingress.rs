@@ -13,10 +13,10 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate_e2e::own::local::{Backends, start};
 use wsgate_e2e::own::{Settings, check_all};
-use wsgate_e2e::{Expect, Observed, Row};
+use wsgate_e2e::{Expect, Row};
 use wsgate_local::ServiceRef;
 use wsgate_manifests::{Source, Workload};
-use wsgate_probe::{Endpoint, HoldOutcome, Probe, Scheme, Trust, chain};
+use wsgate_probe::{Endpoint, Probe, Scheme, Trust, chain};
 
 /// A chat server written for this test (not the workspace's echo server): each text message
 /// goes to every other client; pings are answered with pongs, as RFC 6455 requires.
@@ -68,27 +68,7 @@ fn rows_of<'a>(rows: &'a [Row], case: &str) -> Vec<&'a Row> {
 }
 
 fn record_and_check(rows: &[Row], notes: &[String]) {
-    println!("{}", wsgate_report::table(rows));
-    for r in rows {
-        r.record().unwrap_or_else(|e| panic!("{}", chain(&e)));
-    }
-    let failed: Vec<String> = rows
-        .iter()
-        .filter(|r| !r.pass())
-        .map(ToString::to_string)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "failed rows:\n{}\nnotes: {notes:?}",
-        failed.join("\n")
-    );
-}
-
-fn cut_after(r: &Row) -> Duration {
-    match &r.observed {
-        Observed::Hold(HoldOutcome::Closed { after, .. }) => *after,
-        other => panic!("{}: expected a cut, observed {other}", r.case),
-    }
+    wsgate_report::assert_rows(rows, &format!("notes: {notes:?}"));
 }
 
 #[tokio::test]
@@ -125,8 +105,6 @@ async fn the_chat_example_is_cut_at_its_4s_read_timeout_kept_alive_by_traffic_an
             Duration::from_secs(2)
         )
     );
-    let after = cut_after(idle);
-    println!("cut after {} ms", after.as_millis());
     assert!(
         idle.ingress.contains("read 4 s (annotation)"),
         "{}",
@@ -240,12 +218,6 @@ async fn an_annotation_overrides_the_configmap_default_and_each_row_says_which_a
         b.scheme,
         Some(Scheme::Wss),
         "the TLS host is checked over wss"
-    );
-    let (ta, tb) = (cut_after(a), cut_after(b));
-    println!(
-        "cut after {} ms (ConfigMap) and {} ms (annotation)",
-        ta.as_millis(),
-        tb.as_millis()
     );
     let config = w.controller_config().unwrap();
     let rules = w.rules(&config).unwrap();

@@ -10,7 +10,7 @@ use wsgate_cluster::{CONTROLLER_DEPLOYMENT, INGRESS_NGINX_NAMESPACE};
 use wsgate_e2e::cases::reconnects;
 use wsgate_e2e::{Expect, Observed};
 use wsgate_manifests::Variant;
-use wsgate_probe::{HoldOutcome, Message, Scheme, chain};
+use wsgate_probe::{Message, Scheme, chain};
 
 mod support;
 
@@ -38,16 +38,7 @@ async fn restarting_the_controller_ends_open_websockets_and_new_ones_work_once_r
         wsgate_cluster::restart_deployment(&client, INGRESS_NGINX_NAMESPACE, CONTROLLER_DEPLOYMENT)
             .await
             .unwrap_or_else(|e| panic!("{}", chain(&e)));
-    let ended = s.wait_for_close(budget.left(CLOSE_DEADLINE)).await;
-    let outcome = match ended {
-        Some(how) => HoldOutcome::Closed {
-            after: restarted.elapsed(),
-            how,
-        },
-        None => HoldOutcome::Survived {
-            held: restarted.elapsed(),
-        },
-    };
+    let outcome = s.ending_since(restarted, budget.left(CLOSE_DEADLINE)).await;
     let recovered = async {
         wsgate_cluster::wait_rollout_complete(
             &client,

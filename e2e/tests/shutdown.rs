@@ -4,14 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use wsgate_e2e::cases::open;
+use wsgate_e2e::cases::{HALF_SECOND, open};
 use wsgate_e2e::target::LocalOptions;
 use wsgate_e2e::{Expect, Observed, Phase, Target};
 use wsgate_local::Shutdown;
 use wsgate_manifests::{ControllerConfig, Variant};
 use wsgate_probe::{HoldOutcome, Message, Scheme};
-
-const HALF_SECOND: Duration = Duration::from_millis(500);
 
 async fn target() -> Target {
     let mut options = LocalOptions::new(Phase::Plain);
@@ -37,12 +35,7 @@ async fn stop_under_a_connection(t: &Target, how: Shutdown) -> (HoldOutcome, boo
         Shutdown::Graceful => s.echo(Message::text("after the signal")).await.is_ok(),
         Shutdown::Fast => false,
     };
-    let ended = s.wait_for_close(Duration::from_secs(6)).await;
-    let after = signalled.elapsed();
-    let outcome = match ended {
-        Some(how) => HoldOutcome::Closed { after, how },
-        None => HoldOutcome::Survived { held: after },
-    };
+    let outcome = s.ending_since(signalled, Duration::from_secs(6)).await;
     (outcome, echoed_after)
 }
 

@@ -125,7 +125,7 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
         start_at.elapsed(),
     )];
     report::write(&dir, &rows_dir, &timings, &notes)?;
-    let failed = rows.iter().filter(|r| !r.pass()).count();
+    let failed = wsgate_report::failures(&rows).len();
     if failed > 0 {
         bail!(
             "{failed} of {} checks failed; the table above says which",

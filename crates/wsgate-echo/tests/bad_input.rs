@@ -229,19 +229,5 @@ async fn echo_server_refuses_bad_input_and_keeps_serving_everyone_else() {
             ),
         ),
     );
-    for r in &rows {
-        r.record()
-            .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)));
-    }
-    println!("{}", wsgate_report::table(&rows));
-    let failures: Vec<String> = rows
-        .iter()
-        .filter(|r| !r.pass())
-        .map(ToString::to_string)
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "bad-input cases failed:\n{}",
-        failures.join("\n")
-    );
+    wsgate_report::assert_rows(&rows, "bad-input cases");
 }

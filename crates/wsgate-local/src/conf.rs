@@ -76,8 +76,9 @@ pub fn write(ctx: &RenderContext, model: &Model) -> String {
         "error_log {} info;",
         q(&pre.join("error.log"))
     ));
-    // As the controller: one worker per core, each with its own listening socket (reuseport).
-    o.line("worker_processes auto;");
+    // As the controller: one worker per CPU it may run on, each with its own listening socket
+    // (reuseport).
+    o.line(format_args!("worker_processes {};", ctx.workers));
     o.line(format_args!("worker_rlimit_nofile {};", ctx.nofile));
     o.line(format_args!(
         "worker_shutdown_timeout {};",

@@ -164,9 +164,9 @@ pub const DIRECTIVES: &[Directive] = &[
     },
     Directive {
         directive: "worker_processes / worker_connections / multi_accept",
-        controller: "CPUs of the pod / `16384` / `on`",
-        local: Different {
-            why: "`auto` (this machine's cores); the rest the same",
+        controller: "the CPUs the controller may run on (`runtime.NumCPU()`) / `16384` / `on`",
+        local: Same {
+            text: "worker_connections 16384;",
         },
     },
     Directive {

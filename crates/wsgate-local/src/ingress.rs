@@ -15,7 +15,7 @@ use wsgate_wait::{Check, Wait};
 
 use crate::error::LocalError;
 use crate::model::{CertFiles, NginxVersion, RenderContext, Server, ServiceRef};
-use crate::prefix::{free_port, io_err, nofile_hard_limit, set_mode, write_secret};
+use crate::prefix::{cpus_allowed, free_port, io_err, nofile_hard_limit, set_mode, write_secret};
 use crate::process;
 use crate::render::{Rendered, render};
 
@@ -128,6 +128,7 @@ impl LocalIngress {
             },
             prefix: prefix.clone(),
             nofile: nofile_hard_limit().min(65536),
+            workers: cpus_allowed(),
             nginx_version: nginx_version(&bin)?,
         };
         let conf_path = prefix.join("nginx.conf");
@@ -140,7 +141,7 @@ impl LocalIngress {
             let mut child =
                 process::spawn(&bin, &prefix, &conf_path).map_err(io_err("start", &bin))?;
             let addrs = [ctx.http_addr(), ctx.https_addr()];
-            match wait_ready(&mut child, &addrs) {
+            match wait_ready(&mut child, &addrs, ctx.workers) {
                 Ok(()) => {
                     return Ok(Self {
                         child,
@@ -191,10 +192,6 @@ impl LocalIngress {
 
     pub fn prefix(&self) -> &Path {
         self.dir.path()
-    }
-
-    pub fn conf_path(&self) -> &Path {
-        &self.conf_path
     }
 
     /// What the rendered configuration serves: hosts, locations, effective timeouts.
@@ -314,25 +311,40 @@ fn read_log(prefix: &Path) -> String {
     std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
 }
 
-fn wait_ready(child: &mut Child, addrs: &[SocketAddr]) -> Result<(), String> {
-    Wait::new("nginx accepting on both ports", READY_DEADLINE)
-        .every(Duration::from_millis(20))
-        .until_blocking(|| {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Check::Done(Err(format!("nginx exited with {status}")));
-            }
-            let refused: Vec<String> = addrs
-                .iter()
-                .filter(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err())
-                .map(ToString::to_string)
-                .collect();
-            if refused.is_empty() {
-                Check::Done(Ok(()))
-            } else {
-                Check::Pending(format!("refused on {}", refused.join(", ")))
-            }
-        })
-        .map_err(|e| e.to_string())?
+/// Ready means both ports accept and every worker exists. The master binds the ports (with
+/// `reuseport`, one socket per worker) before it forks, so connections queue in the backlog
+/// while no worker runs yet: the ports alone say nothing about the workers.
+fn wait_ready(child: &mut Child, addrs: &[SocketAddr], workers: usize) -> Result<(), String> {
+    let pgid = child.id();
+    Wait::new(
+        format!("nginx accepting on both ports with its {workers} worker(s)"),
+        READY_DEADLINE,
+    )
+    .every(Duration::from_millis(20))
+    .until_blocking(|| {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Check::Done(Err(format!("nginx exited with {status}")));
+        }
+        // The master and its workers (no cache manager: nothing is cached).
+        let members = process::group_members(pgid).len();
+        if members < 1 + workers {
+            return Check::Pending(format!(
+                "{} of {workers} worker(s) started",
+                members.saturating_sub(1)
+            ));
+        }
+        let refused: Vec<String> = addrs
+            .iter()
+            .filter(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err())
+            .map(ToString::to_string)
+            .collect();
+        if refused.is_empty() {
+            Check::Done(Ok(()))
+        } else {
+            Check::Pending(format!("refused on {}", refused.join(", ")))
+        }
+    })
+    .map_err(|e| e.to_string())?
 }
 
 fn config_test(bin: &Path, prefix: &Path, conf: &Path) -> Result<(), LocalError> {

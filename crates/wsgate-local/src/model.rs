@@ -61,6 +61,9 @@ pub struct RenderContext {
     pub prefix: PathBuf,
     /// `worker_rlimit_nofile` (at most the hard limit nginx can raise itself to).
     pub nofile: u64,
+    /// `worker_processes`: the controller renders `runtime.NumCPU()` (the CPUs this process
+    /// may run on), not `auto`; a known count is also what `start` waits for.
+    pub workers: usize,
     /// The nginx that will run it: HTTP/2 is `listen ... http2` before 1.25.1, `http2 on`
     /// from then on (the controller's nginx is 1.27 and renders `http2 on;`).
     pub nginx_version: NginxVersion,
@@ -176,14 +179,6 @@ pub struct Model {
     pub skipped: Vec<String>,
 }
 
-fn ingress_id(ing: &Ingress) -> String {
-    format!(
-        "{}/{}",
-        ing.metadata.namespace.as_deref().unwrap_or("default"),
-        ing.metadata.name.as_deref().unwrap_or("<unnamed>")
-    )
-}
-
 /// The locations the controller makes of one Ingress path (`location.go`,
 /// `updateServerLocations`): Prefix `/p` becomes prefix `/p/` plus exact `/p`.
 fn locations_for(path: &str, path_type: &str) -> Vec<(Match, String)> {
@@ -212,8 +207,8 @@ impl Model {
         let mut servers: BTreeMap<String, Server> = BTreeMap::new();
         let mut model = Self::default();
         for ing in ingresses {
-            let id = ingress_id(ing);
-            let ns = ing.metadata.namespace.as_deref().unwrap_or("default");
+            let id = wsgate_manifests::object_id(&ing.metadata);
+            let ns = &wsgate_manifests::namespace_of(&ing.metadata);
             if wsgate_manifests::uses_regex(ing) {
                 model.skipped.push(format!(
                     "Ingress {id}: regular-expression paths (use-regex/rewrite-target) are not supported by the local tier"
@@ -225,24 +220,38 @@ impl Model {
             let Some(spec) = ing.spec.as_ref() else {
                 continue;
             };
+            // As the controller assigns certificates: the first Ingress to give a host one
+            // wins; an entry without a secretName, and any rule host of an Ingress with a tls
+            // section that no entry lists, get the default (fake) certificate.
             for tls in spec.tls.iter().flatten() {
                 let secret = tls.secret_name.clone().unwrap_or_default();
                 let hosts = tls.hosts.clone().unwrap_or_default();
-                let files = ctx
-                    .secrets
-                    .get(&(ns.to_owned(), secret.clone()))
-                    .ok_or_else(|| RenderError::NoSecret {
-                        ingress: id.clone(),
-                        secret: secret.clone(),
-                        hosts: hosts.clone(),
-                    })?;
+                let files = if secret.is_empty() {
+                    &ctx.default_cert
+                } else {
+                    ctx.secrets
+                        .get(&(ns.to_owned(), secret.clone()))
+                        .ok_or_else(|| RenderError::NoSecret {
+                            ingress: id.clone(),
+                            secret: secret.clone(),
+                            hosts: hosts.clone(),
+                        })?
+                };
                 for host in hosts {
-                    servers.entry(host).or_default().tls = Some(files.clone());
+                    servers
+                        .entry(host)
+                        .or_default()
+                        .tls
+                        .get_or_insert_with(|| files.clone());
                 }
             }
+            let has_tls = spec.tls.as_ref().is_some_and(|t| !t.is_empty());
             for rule in spec.rules.iter().flatten() {
                 let host = rule.host.clone().unwrap_or_else(|| "_".into());
                 let server = servers.entry(host).or_default();
+                if has_tls && server.tls.is_none() {
+                    server.tls = Some(ctx.default_cert.clone());
+                }
                 for path in rule.http.iter().flat_map(|h| &h.paths) {
                     let unsupported = |problem: String| RenderError::Unsupported {
                         ingress: id.clone(),

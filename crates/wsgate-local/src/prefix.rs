@@ -26,11 +26,7 @@ pub(crate) fn write_secret(
     dir: &Path,
 ) -> Result<((String, String), CertFiles), LocalError> {
     let name = s.metadata.name.clone().unwrap_or_default();
-    let ns = s
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let ns = wsgate_manifests::namespace_of(&s.metadata);
     let problem = |p: &str| LocalError::Secret {
         name: format!("{ns}/{name}"),
         problem: p.to_owned(),
@@ -65,6 +61,20 @@ pub(crate) fn nofile_hard_limit() -> u64 {
         r.rlim_max
     } else {
         1024
+    }
+}
+
+/// The CPUs this process may run on, counted as Go's `runtime.NumCPU()` counts them
+/// (`sched_getaffinity`): the controller's `worker-processes` default.
+pub(crate) fn cpus_allowed() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            (libc::CPU_COUNT(&set) as usize).max(1)
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        }
     }
 }
 

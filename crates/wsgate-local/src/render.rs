@@ -61,6 +61,7 @@ mod tests {
             },
             prefix: "/p".into(),
             nofile: 65536,
+            workers: 2,
             nginx_version: crate::NginxVersion(1, 22, 1),
         }
     }
@@ -200,6 +201,26 @@ mod tests {
             e.to_string().contains("default/ws") && e.to_string().contains("other-secret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn hosts_the_tls_section_names_no_secret_for_get_the_default_certificate_and_the_redirect() {
+        let mut ing = Documented::shipped().unwrap().ingress;
+        // An entry without a secretName, as the controller reads it: the default certificate.
+        apply_tls(&mut ing, &["test.example.com"], "");
+        let r = render(&[ing.clone()], &ctx()).unwrap();
+        let fake = Some(ctx().default_cert);
+        assert_eq!(r.servers[0].tls, fake);
+        assert!(server_block(&r.conf, "test.example.com").contains("return 308"));
+        // A tls section that does not list the host at all: the same.
+        apply_tls(&mut ing, &["other.example.com"], TLS_SECRET_NAME);
+        let r = render(&[ing], &ctx()).unwrap();
+        let server = r
+            .servers
+            .iter()
+            .find(|s| s.host == "test.example.com")
+            .unwrap();
+        assert_eq!(server.tls, fake);
     }
 
     #[test]

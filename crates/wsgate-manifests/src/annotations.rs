@@ -129,11 +129,7 @@ impl ProxyTimeouts {
         let Some(annotations) = ingress.metadata.annotations.as_ref() else {
             return (timeouts, warnings);
         };
-        let id = format!(
-            "{}/{}",
-            ingress.metadata.namespace.as_deref().unwrap_or("default"),
-            ingress.metadata.name.as_deref().unwrap_or("<unnamed>")
-        );
+        let id = crate::object_id(&ingress.metadata);
         for (key, slot) in [
             (PROXY_CONNECT_TIMEOUT, &mut timeouts.connect),
             (PROXY_READ_TIMEOUT, &mut timeouts.read),

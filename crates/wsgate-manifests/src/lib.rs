@@ -20,7 +20,8 @@ pub use variants::{Variant, derive_ingress};
 pub use workload::notices::Notice;
 pub use workload::rules::{Rule, tls_secret_hosts, uses_regex};
 pub use workload::{
-    ANNOTATION_PREFIX, CONTROLLER_CONFIGMAP, WEBSOCKET_APP_PROTOCOLS, Workload, tls_pair,
+    ANNOTATION_PREFIX, CONTROLLER_CONFIGMAP, WEBSOCKET_APP_PROTOCOLS, Workload, namespace_of,
+    object_id, tls_pair,
 };
 
 /// The host of the documented Ingress.

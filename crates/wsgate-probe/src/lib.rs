@@ -110,10 +110,6 @@ impl Probe {
         &self.endpoint
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
     pub(crate) async fn transport(&self) -> Result<Transport, ProbeError> {
         let ep = &self.endpoint;
         let tcp = TcpStream::connect(ep.connect_to.as_str())

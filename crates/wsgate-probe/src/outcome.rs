@@ -97,14 +97,6 @@ impl HoldOutcome {
     pub fn survived(&self) -> bool {
         matches!(self, Self::Survived { .. })
     }
-
-    /// Time from the last traffic to the close, if it closed.
-    pub fn closed_after(&self) -> Option<Duration> {
-        match self {
-            Self::Closed { after, .. } => Some(*after),
-            Self::Survived { .. } => None,
-        }
-    }
 }
 
 impl fmt::Display for HoldOutcome {
@@ -197,6 +189,5 @@ mod tests {
             how: CloseKind::NoCloseFrame,
         };
         assert_eq!(o.to_string(), "cut after 60012 ms, no close frame (1006)");
-        assert_eq!(o.closed_after(), Some(Duration::from_millis(60_012)));
     }
 }

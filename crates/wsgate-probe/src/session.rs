@@ -201,19 +201,8 @@ impl Session {
     /// still open then, an echo must come back for it to count as survived.
     pub async fn hold_idle(&mut self, idle: Duration) -> HoldOutcome {
         let start = Instant::now();
-        let until = tokio::time::Instant::now() + idle;
-        loop {
-            match tokio::time::timeout_at(until, self.ws.next()).await {
-                Err(_) => break,
-                Ok(next) => {
-                    if let Some(how) = CloseKind::from_next(next) {
-                        return HoldOutcome::Closed {
-                            after: self.last_traffic.elapsed(),
-                            how,
-                        };
-                    }
-                }
-            }
+        if let Some(how) = self.wait_for_close(idle).await {
+            return self.closed(how);
         }
         self.after_hold(start).await
     }
@@ -240,26 +229,17 @@ impl Session {
                         Traffic::SendOnly => self.ws.send(Message::text(format!("keepalive {n}"))).await,
                         Traffic::Echo => match self.echo(Message::text(format!("keepalive {n}"))).await {
                             Ok(_) => Ok(()),
-                            Err(ProbeError::Closed { how, .. }) => {
-                                return HoldOutcome::Closed { after: self.last_traffic.elapsed(), how };
-                            }
-                            Err(e) => return HoldOutcome::Closed {
-                                after: self.last_traffic.elapsed(),
-                                how: CloseKind::Error { message: e.to_string() },
-                            },
+                            Err(e) => return self.closed(ending(e)),
                         },
                     };
                     match sent {
                         Ok(()) => self.last_traffic = Instant::now(),
-                        Err(e) => return HoldOutcome::Closed {
-                            after: self.last_traffic.elapsed(),
-                            how: CloseKind::from_error(&e),
-                        },
+                        Err(e) => return self.closed(CloseKind::from_error(&e)),
                     }
                 }
                 next = self.ws.next() => {
                     if let Some(how) = CloseKind::from_next(next) {
-                        return HoldOutcome::Closed { after: self.last_traffic.elapsed(), how };
+                        return self.closed(how);
                     }
                     // A pong or an echo is traffic too: nginx re-arms its timer on either direction.
                     self.last_traffic = Instant::now();
@@ -289,15 +269,29 @@ impl Session {
         };
         match confirmed {
             Ok(_) => HoldOutcome::Survived { held },
-            Err(ProbeError::Closed { how, .. }) => HoldOutcome::Closed {
-                after: self.last_traffic.elapsed(),
+            Err(e) => self.closed(ending(e)),
+        }
+    }
+
+    /// Ended `how`, timed from the last traffic (what a proxy's idle timer counts from).
+    fn closed(&self, how: CloseKind) -> HoldOutcome {
+        HoldOutcome::Closed {
+            after: self.last_traffic.elapsed(),
+            how,
+        }
+    }
+
+    /// How the session ends after an event at `since` (a reload, a restart, a signal),
+    /// timed from that event: closed, or still open at `deadline` (counted as held that long).
+    pub async fn ending_since(&mut self, since: Instant, deadline: Duration) -> HoldOutcome {
+        let ended = self.wait_for_close(deadline).await;
+        match ended {
+            Some(how) => HoldOutcome::Closed {
+                after: since.elapsed(),
                 how,
             },
-            Err(e) => HoldOutcome::Closed {
-                after: self.last_traffic.elapsed(),
-                how: CloseKind::Error {
-                    message: e.to_string(),
-                },
+            None => HoldOutcome::Survived {
+                held: since.elapsed(),
             },
         }
     }
@@ -356,5 +350,15 @@ fn describe(msg: &Message) -> String {
         Message::Text(t) => format!("text of {} bytes", t.len()),
         Message::Binary(b) => format!("binary of {} bytes", b.len()),
         other => format!("{other:?}"),
+    }
+}
+
+/// How a failed exchange ended the session: its close, or the error itself.
+fn ending(e: ProbeError) -> CloseKind {
+    match e {
+        ProbeError::Closed { how, .. } => how,
+        e => CloseKind::Error {
+            message: e.to_string(),
+        },
     }
 }

@@ -8,5 +8,5 @@ mod store;
 
 pub use expect::{Condition, Expect, Observed};
 pub use render::{markdown, table};
-pub use row::{Row, RowBuilder};
+pub use row::{Row, RowBuilder, assert_rows, failures};
 pub use store::{ENV_REPORT_DIR, ReportError, read_rows, report_dir};

@@ -76,7 +76,7 @@ impl Row {
     pub fn assert(&self, diagnostics: &str) {
         println!("{}", crate::table(std::slice::from_ref(self)));
         if let Err(e) = self.record() {
-            panic!("{}: {e}", self.case);
+            panic!("{}: {}", self.case, wsgate_probe::chain(&e));
         }
         assert!(
             self.pass(),
@@ -87,6 +87,33 @@ impl Row {
             crate::table(std::slice::from_ref(self))
         );
     }
+}
+
+/// Each row that did not pass, as one line.
+pub fn failures(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| !r.pass())
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// [`Row::assert`] for many rows: prints their table, records each, and panics listing the
+/// ones that failed, with `diagnostics`.
+pub fn assert_rows(rows: &[Row], diagnostics: &str) {
+    println!("{}", crate::table(rows));
+    for r in rows {
+        if let Err(e) = r.record() {
+            panic!("{}: {}", r.case, wsgate_probe::chain(&e));
+        }
+    }
+    let failed = failures(rows);
+    assert!(
+        failed.is_empty(),
+        "{} of {} rows failed:\n{}\n{diagnostics}",
+        failed.len(),
+        rows.len(),
+        failed.join("\n")
+    );
 }
 
 impl fmt::Display for Row {

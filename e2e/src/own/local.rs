@@ -74,16 +74,6 @@ pub struct Backends {
     pub echo: bool,
 }
 
-fn secret_id(s: &Secret) -> (String, String) {
-    (
-        s.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        s.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
 /// Starts the local tier for `w`. Synchronous start of nginx on this thread, as
 /// [`crate::Target::local`] does (the parent-death signal is tied to the forking thread).
 pub async fn start(
@@ -137,10 +127,7 @@ pub async fn start(
     let mut secrets: Vec<Secret> = Vec::new();
     let mut trust: Vec<CertificateDer<'static>> = Vec::new();
     for ((ns, name), hosts) in &wsgate_manifests::tls_secret_hosts(&rules) {
-        let given = w
-            .secrets
-            .iter()
-            .find(|s| secret_id(s) == (ns.clone(), name.clone()));
+        let given = w.secret(ns, name);
         match (given, given.and_then(wsgate_manifests::tls_pair)) {
             (Some(secret), Some((crt, _))) => {
                 trust.extend(wsgate_probe::pem_certificates(crt).map_err(|source| {

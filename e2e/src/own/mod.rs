@@ -85,7 +85,7 @@ pub async fn check_rule(c: &Checked, addrs: &Addrs, s: &Settings) -> Vec<Row> {
         None => (Scheme::Ws, &addrs.http),
     };
     let probe = Probe::new(
-        Endpoint::new(scheme, addr.clone(), rule.host.clone()).with_path(&rule.url_path),
+        Endpoint::new(scheme, addr.clone(), rule.host.clone()).with_path(&rule.path),
         Trust::Certificates(addrs.trust.clone()),
     );
     let mut rows = Vec::new();

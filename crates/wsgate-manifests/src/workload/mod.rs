@@ -36,14 +36,16 @@ pub struct Workload {
     pub controller: Option<ConfigMap>,
 }
 
-pub(crate) fn ns_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+/// An object's namespace as the API server reads it: `default` when unset.
+pub fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.namespace.clone().unwrap_or_else(|| "default".into())
 }
 
-pub(crate) fn id(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+/// `namespace/name`, how messages and reports name an object.
+pub fn object_id(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     format!(
         "{}/{}",
-        ns_of(meta),
+        namespace_of(meta),
         meta.name.as_deref().unwrap_or("<unnamed>")
     )
 }
@@ -122,11 +124,18 @@ impl Workload {
         }
     }
 
+    /// The Secret `namespace/name`, if the manifests have it.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
+        self.secrets.iter().find(|s| {
+            s.metadata.name.as_deref() == Some(name) && namespace_of(&s.metadata) == namespace
+        })
+    }
+
     /// The Service `namespace/name`, if the manifests have it.
     pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
-        self.services
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(name) && ns_of(&s.metadata) == namespace)
+        self.services.iter().find(|s| {
+            s.metadata.name.as_deref() == Some(name) && namespace_of(&s.metadata) == namespace
+        })
     }
 
     /// The objects a cluster needs, in apply order: Namespaces, ConfigMaps, Secrets, Services,

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use super::{ANNOTATION_PREFIX, Workload, id};
+use super::{ANNOTATION_PREFIX, Workload, object_id};
 use crate::annotations::TIMEOUT_ANNOTATIONS;
 use crate::{ControllerConfig, ProxyTimeouts};
 
@@ -32,7 +32,7 @@ impl Workload {
     pub fn notices(&self, config: &ControllerConfig) -> Vec<Notice> {
         let mut out = Vec::new();
         for ing in &self.ingresses {
-            let ingress = id(&ing.metadata);
+            let ingress = object_id(&ing.metadata);
             let (_, ignored) = ProxyTimeouts::for_ingress(ing, config);
             out.extend(ignored.into_iter().map(|w| Notice {
                 ingress: w.ingress.clone(),

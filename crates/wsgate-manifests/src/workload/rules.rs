@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use super::{ANNOTATION_PREFIX, WEBSOCKET_APP_PROTOCOLS, Workload, id, ns_of};
+use super::{ANNOTATION_PREFIX, WEBSOCKET_APP_PROTOCOLS, Workload, namespace_of, object_id};
 use crate::load::ManifestError;
 use crate::{ControllerConfig, ProxyTimeouts};
 
@@ -14,10 +14,9 @@ pub struct Rule {
     pub ingress: String,
     pub namespace: String,
     pub host: String,
-    /// The path as the Ingress writes it, and the URL path dialled for it.
+    /// The path as the Ingress writes it (Prefix, Exact or ImplementationSpecific), which is
+    /// also the URL path dialled for it.
     pub path: String,
-    pub path_type: String,
-    pub url_path: String,
     pub service: String,
     pub port: i32,
     /// The Service port says it speaks WebSocket (`appProtocol: kubernetes.io/ws`).
@@ -44,12 +43,10 @@ impl Workload {
     pub fn rules(&self, config: &ControllerConfig) -> Result<Vec<Rule>, ManifestError> {
         let mut out = Vec::new();
         for ing in &self.ingresses {
-            let ingress = id(&ing.metadata);
-            let namespace = ns_of(&ing.metadata);
+            let ingress = object_id(&ing.metadata);
+            let namespace = namespace_of(&ing.metadata);
             let annotations = ing.metadata.annotations.clone().unwrap_or_default();
-            let flag = |k: &str| annotations.get(&format!("{ANNOTATION_PREFIX}{k}"));
-            let regex =
-                flag("use-regex").is_some_and(|v| v == "true") || flag("rewrite-target").is_some();
+            let regex = uses_regex(ing);
             let (timeouts, _) = ProxyTimeouts::for_ingress(ing, config);
             let proxy_statuses = proxy_statuses(annotations.keys());
             let spec = ing.spec.clone().unwrap_or_default();
@@ -104,9 +101,7 @@ impl Workload {
                         ingress: ingress.clone(),
                         namespace: namespace.clone(),
                         host: host.clone(),
-                        url_path: written.clone(),
                         path: written,
-                        path_type: path.path_type.clone(),
                         service: svc.name.clone(),
                         port,
                         marked_websocket,
@@ -126,7 +121,7 @@ impl Workload {
     pub fn resolved_ingresses(&self) -> Vec<Ingress> {
         let mut out = self.ingresses.clone();
         for ing in &mut out {
-            let namespace = ns_of(&ing.metadata);
+            let namespace = namespace_of(&ing.metadata);
             let paths = ing
                 .spec
                 .iter_mut()
@@ -222,7 +217,7 @@ mod tests {
             (r.ingress.as_str(), r.target().as_str(), r.port),
             ("default/chat", "chat.example.org/chat", 8080)
         );
-        assert_eq!(r.url_path, "/chat");
+        assert_eq!(r.path, "/chat");
         assert!(r.marked_websocket);
         assert_eq!(r.tls_secret.as_deref(), Some("chat-tls"));
         assert_eq!(
