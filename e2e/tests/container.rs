@@ -19,7 +19,7 @@ fn image() -> wsgate_image::Image {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
-    match wsgate_image::ensure_image(root) {
+    match wsgate_image::ensure_image_for_server(root) {
         Ok(image) => image,
         // Fail, never skip: a missing Docker must be seen.
         Err(e) => panic!("{}", wsgate_probe::chain(&e)),

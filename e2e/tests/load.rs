@@ -166,7 +166,9 @@ mod load {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
-        wsgate_image::build_static_binary(root)
+        let host = wsgate_image::Platform::host().expect("a Linux host Docker names");
+        wsgate_image::BuildTarget::for_platform(host)
+            .and_then(|target| wsgate_image::build_static_binary(root, &target))
             .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)))
     }
 

@@ -24,7 +24,7 @@ pub enum Command {
     /// Bring the local tier up (nginx + echo server) until Ctrl-C, to try it by hand.
     LocalUp(LocalUpArgs),
     /// Build the echo server image (static binary, FROM scratch), tagged <version>-<git sha>.
-    Image,
+    Image(ImageArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -144,6 +144,14 @@ pub struct KindArgs {
     /// Fail on annotation values that ingress-nginx would silently ignore.
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ImageArgs {
+    /// The platform to build for, OS/ARCH (default: the Docker server's, e.g. linux/arm64 on
+    /// an Apple-silicon Mac).
+    #[arg(long)]
+    pub platform: Option<wsgate_image::Platform>,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -61,8 +61,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::E2e(args) => kind::run(&args, &root),
         Command::Test(args) => setup::run_tests(&args, &root),
         Command::LocalUp(args) => local_up::run(args),
-        Command::Image => {
-            let image = wsgate_image::ensure_image(&root)?;
+        Command::Image(args) => {
+            let platform = match args.platform {
+                Some(p) => p,
+                None => wsgate_image::docker_server_platform(std::path::Path::new("docker"))?,
+            };
+            let image = wsgate_image::ensure_image(&root, platform)?;
             println!(
                 "{} {} ({:.1} MB, {})",
                 if image.built { "built" } else { "up to date:" },

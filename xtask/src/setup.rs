@@ -167,20 +167,42 @@ fn install(found: &Found, packages: &[&str]) -> anyhow::Result<()> {
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(packages))?;
     if packages.contains(&"nginx") {
-        // The package starts a system nginx on :80. The tests run their own on free ports, and
-        // `cargo xtask e2e` needs :80 for kind: stop the one we caused.
-        let stop = if Path::new("/run/systemd/system").is_dir() {
-            as_admin(p, "systemctl").args(["stop", "nginx"])
-        } else {
-            as_admin(p, "service").args(["nginx", "stop"])
-        };
-        let stopped = stop.run().is_ok();
-        eprintln!(
-            "  {} the nginx service the package started (the tests start their own; kind needs :80)",
-            if stopped { "stopped" } else { "could not stop" }
-        );
+        quiet_system_nginx(p);
     }
     Ok(())
+}
+
+/// The package starts a system nginx on :80 and enables it at boot. The tests run their own on
+/// free ports, and `cargo xtask e2e` needs :80 for kind, after a reboot too: stop and disable
+/// the one this command caused.
+fn quiet_system_nginx(p: Privilege) {
+    let (stop, disable) = if Path::new("/run/systemd/system").is_dir() {
+        (
+            as_admin(p, "systemctl").args(["stop", "nginx"]),
+            as_admin(p, "systemctl").args(["disable", "nginx"]),
+        )
+    } else {
+        (
+            as_admin(p, "service").args(["nginx", "stop"]),
+            as_admin(p, "update-rc.d").args(["nginx", "disable"]),
+        )
+    };
+    for (cmd, did, what) in [(stop, "stopped", "stop"), (disable, "disabled", "disable")] {
+        let ok = cmd.output().is_ok();
+        eprintln!(
+            "  {} the nginx service the package started (`{cmd}`; the tests start their own; kind needs :80)",
+            if ok {
+                did.to_owned()
+            } else {
+                format!("could not {what}")
+            }
+        );
+    }
+}
+
+/// The version in `cargo nextest --version`'s first line (`cargo-nextest 0.9.151 (...)`).
+fn nextest_version(line: &str) -> &str {
+    line.split_whitespace().nth(1).unwrap_or_default()
 }
 
 fn docker_answers() -> Option<String> {
@@ -266,8 +288,20 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
             bail!("{still} is still missing after apt-get install");
         }
     }
-    if found.nextest.is_none() {
-        eprintln!("installing cargo-nextest (a few minutes of compiling)");
+    let min = crate::kind::plan::NEXTEST_MIN;
+    let too_old = found
+        .nextest
+        .as_deref()
+        .is_some_and(|v| !crate::kind::exec::version_at_least(nextest_version(v), min));
+    if found.nextest.is_none() || too_old {
+        eprintln!(
+            "installing cargo-nextest {}(a few minutes of compiling)",
+            if too_old {
+                format!("(the one here is older than {min}) ")
+            } else {
+                String::new()
+            }
+        );
         run(&Cmd::new(which("cargo", &search)).args(["install", "cargo-nextest", "--locked"]))?;
     }
     if found.docker_daemon.is_none() {
@@ -277,7 +311,7 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
     }
     // Built once here, so that the container tests do not each wait on a release build while
     // holding their shared lock.
-    let image = wsgate_image::ensure_image(root)?;
+    let image = wsgate_image::ensure_image_for_server(root)?;
     eprintln!(
         "echo image {} {} ({:.1} MB, {})",
         image.reference(),

@@ -205,6 +205,19 @@ pub async fn restart_deployment(
     Ok(patched.metadata.generation.unwrap_or(0))
 }
 
+/// Deletes an object; one that is not there is fine. Returns whether it was there.
+pub async fn delete_object(client: &Client, target: &ObjectRef) -> Result<bool, ClusterError> {
+    match target
+        .api(client)
+        .delete(&target.name, &Default::default())
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => Ok(false),
+        Err(e) => Err(api_err("delete", target)(e)),
+    }
+}
+
 /// Deletes the pods matching `selector` (a fault: what a node drain or an eviction does).
 pub async fn delete_pods(
     client: &Client,
@@ -291,8 +304,8 @@ mod tests {
 
     #[tokio::test]
     async fn tls_patch_is_a_merge_patch_on_the_ingress_path_with_the_documented_body() {
-        let body: serde_json::Value =
-            serde_json::from_str(wsgate_manifests_patch()).expect("the documented patch is JSON");
+        let body: serde_json::Value = serde_json::from_str(wsgate_manifests::DOCUMENTED_TLS_PATCH)
+            .expect("the documented patch is JSON");
         let target = ObjectRef::of::<Ingress>(Some("default"), "ws");
         let (method, uri, ctype, sent) = one_request(200, ingress_reply(), async |c| {
             merge_patch(&c, &target, &body).await.unwrap();
@@ -301,16 +314,12 @@ mod tests {
         assert_patch(&method, &ctype, "application/merge-patch+json");
         assert!(uri.starts_with(&target.path()), "{uri}");
         assert!(uri.contains("fieldManager=wsgate"), "{uri}");
-        assert_eq!(sent, wsgate_manifests_patch());
+        assert_eq!(sent, wsgate_manifests::DOCUMENTED_TLS_PATCH);
     }
 
     /// The request was a PATCH of this content type (which says the kind of patch).
     fn assert_patch(method: &http::Method, content_type: &str, want: &str) {
         assert_eq!((method, content_type), (&http::Method::PATCH, want));
-    }
-
-    fn wsgate_manifests_patch() -> &'static str {
-        r#"{"spec":{"tls":[{"hosts":["test.example.com"],"secretName":"nginx-ingress-tls"}]}}"#
     }
 
     #[tokio::test]

@@ -64,6 +64,32 @@ pub(crate) fn describe_job(j: Option<&Job>) -> String {
     }
 }
 
+/// The `Failed=True` condition of a Job, as `reason: message`, if it has one: it will not
+/// complete (its backoff limit or deadline was reached).
+pub fn job_failure(j: &Job) -> Option<String> {
+    j.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.reason.as_deref().unwrap_or("Failed"),
+                c.message.as_deref().unwrap_or("no message")
+            )
+        })
+}
+
+/// A Node's `Ready` condition is true.
+pub fn node_ready(n: &k8s_openapi::api::core::v1::Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// A pod is Running and its `Ready` condition is true.
 pub fn pod_ready(p: &Pod) -> bool {
     let status = p.status.as_ref();
@@ -183,6 +209,22 @@ mod tests {
         );
         assert!(rollout_complete(Some(&d(2, 1, 1, 1)), 2));
         assert!(!rollout_complete(None, 2));
+    }
+
+    #[test]
+    fn a_failed_job_says_why() {
+        let j: Job = serde_json::from_value(serde_json::json!({
+            "status": {"failed": 7, "conditions": [
+                {"type": "FailureTarget", "status": "True"},
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit"}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            job_failure(&j).as_deref(),
+            Some("BackoffLimitExceeded: Job has reached the specified backoff limit")
+        );
+        assert_eq!(job_failure(&Job::default()), None);
     }
 
     #[test]

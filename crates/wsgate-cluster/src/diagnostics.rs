@@ -1,4 +1,5 @@
-//! What a person needs after a failed run: controller logs, events, the Ingresses as YAML.
+//! What a person needs after a failed run: controller logs, events, the Ingresses as YAML, the
+//! suite's pods described, with their logs.
 
 use std::path::Path;
 
@@ -11,7 +12,8 @@ use crate::error::ClusterError;
 use crate::{CONTROLLER_SELECTOR, INGRESS_NGINX_NAMESPACE};
 
 /// Writes what a person needs to understand a failed run into `dir`: controller logs, events of
-/// both namespaces, the Ingresses as YAML. Best effort: each part that fails is noted in its file.
+/// both namespaces, the Ingresses as YAML, and the pods of `namespace` (the echo server's, or a
+/// team's) described, with their logs. Best effort: each part that fails is noted in its file.
 pub async fn collect_diagnostics(
     client: &Client,
     namespace: &str,
@@ -79,7 +81,87 @@ pub async fn collect_diagnostics(
         serde_saphyr::to_string(i).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     });
     write("ingresses.yaml", yaml)?;
+    let (described, logs) = pods_of(client, namespace).await;
+    write(&format!("pods-{namespace}.txt"), described)?;
+    write(&format!("pod-logs-{namespace}.txt"), logs)?;
     Ok(written)
+}
+
+/// Each pod of `namespace` as `kubectl describe` would summarise it (phase, conditions, each
+/// container's image, state and restarts), and each container's log (and the previous one's,
+/// after a restart).
+async fn pods_of(client: &Client, namespace: &str) -> (String, String) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = match api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            let none = format!("(cannot list pods of {namespace}: {e})\n");
+            return (none.clone(), none);
+        }
+    };
+    let (mut described, mut logs) = (String::new(), String::new());
+    for p in &list {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let status = p.status.clone().unwrap_or_default();
+        described.push_str(&format!(
+            "{name}: phase {}, node {}, pod IP {}{}\n",
+            status.phase.as_deref().unwrap_or("?"),
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or("(unscheduled)"),
+            status.pod_ip.as_deref().unwrap_or("-"),
+            if p.metadata.deletion_timestamp.is_some() {
+                ", being deleted"
+            } else {
+                ""
+            }
+        ));
+        for c in status.conditions.iter().flatten() {
+            described.push_str(&format!(
+                "  condition {}={} {} {}\n",
+                c.type_,
+                c.status,
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            ));
+        }
+        for c in status.container_statuses.iter().flatten() {
+            described.push_str(&format!(
+                "  container {}: image {} ({}), ready {}, restarts {}, state {}, last state {}\n",
+                c.name,
+                c.image,
+                c.image_id,
+                c.ready,
+                c.restart_count,
+                serde_json::to_string(&c.state).unwrap_or_default(),
+                serde_json::to_string(&c.last_state).unwrap_or_default()
+            ));
+            for previous in [false, true] {
+                if previous && c.restart_count == 0 {
+                    continue;
+                }
+                let params = LogParams {
+                    container: Some(c.name.clone()),
+                    previous,
+                    ..LogParams::default()
+                };
+                let log = api
+                    .logs(&name, &params)
+                    .await
+                    .unwrap_or_else(|e| format!("(cannot read logs: {e})"));
+                logs.push_str(&format!(
+                    "==> {name}/{}{} <==\n{log}\n",
+                    c.name,
+                    if previous { " (previous)" } else { "" }
+                ));
+            }
+        }
+    }
+    if list.is_empty() {
+        described.push_str(&format!("(no pods in {namespace})\n"));
+    }
+    (described, logs)
 }
 
 /// Each listed object as `line` makes it, joined by `sep`; a failed list as a line saying so.

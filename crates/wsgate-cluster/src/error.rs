@@ -21,6 +21,9 @@ pub enum ClusterError {
     },
     #[error(transparent)]
     TimedOut(#[from] wsgate_wait::TimedOut),
+    /// An object reached a state it will not leave (a Job that failed).
+    #[error("{object} failed: {why}")]
+    Failed { object: String, why: String },
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,

@@ -13,7 +13,7 @@ use kube::Config;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use apply::{
-    FIELD_MANAGER, ObjectRef, apply_body, apply_when_webhook_answers, delete_pods,
+    FIELD_MANAGER, ObjectRef, apply_body, apply_when_webhook_answers, delete_object, delete_pods,
     is_webhook_unavailable, merge_patch, restart_deployment, server_side_apply,
 };
 pub use conditions::{
@@ -26,8 +26,8 @@ pub use kube::Client;
 pub use kube::core::ApiResource;
 pub use ownership::{Presence, foreign_objects, presence};
 pub use wait::{
-    wait_deployment_available, wait_for, wait_ingress_address, wait_job_done, wait_pods_ready,
-    wait_rollout_complete,
+    wait_deployment_available, wait_exists, wait_for, wait_ingress_address, wait_job_done,
+    wait_nodes_ready, wait_pods_ready, wait_rollout_complete, wait_rollout_of_current,
 };
 
 /// The label selector of the ingress-nginx controller pod.
@@ -36,6 +36,8 @@ pub const CONTROLLER_SELECTOR: &str = "app.kubernetes.io/component=controller";
 pub const INGRESS_NGINX_NAMESPACE: &str = "ingress-nginx";
 /// The controller Deployment of the ingress-nginx manifest.
 pub const CONTROLLER_DEPLOYMENT: &str = "ingress-nginx-controller";
+/// The Secret the admission Jobs write the webhook's certificate into (`--secret-name`).
+pub const ADMISSION_SECRET: &str = "ingress-nginx-admission";
 /// The admission Jobs of the ingress-nginx manifest.
 pub const ADMISSION_JOBS: [&str; 2] = [
     "ingress-nginx-admission-create",

@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use wsgate_wait::{Check, TimedOut, Wait};
 
 use crate::conditions::{
-    LbAddress, deployment_available, describe_deployment, describe_job, pod_ready, rollout_complete,
+    LbAddress, deployment_available, describe_deployment, describe_job, job_failure, node_ready,
+    pod_ready, rollout_complete,
 };
 use crate::error::ClusterError;
 
@@ -114,16 +115,19 @@ async fn wait_deployment(
     Ok(got.expect("the condition needs the object"))
 }
 
-/// Waits for a Job to complete. A Job that is gone counts as done: it existed when this was
-/// called (the manifest was just applied), so only a `ttlSecondsAfterFinished` cleanup removes it.
+/// Waits for a Job to complete; a Job that failed ends the wait at once with its reason. A
+/// Job that is gone counts as done: it existed when this was called (the manifest was just
+/// applied), so only a `ttlSecondsAfterFinished` cleanup removes it, after success or failure,
+/// which is why what the Job makes must be checked as well (see [`wait_exists`]).
 pub async fn wait_job_done(
     client: &Client,
     namespace: &str,
     name: &str,
     limit: Duration,
 ) -> Result<(), ClusterError> {
-    let done = conditions::is_job_completed().or(|j: Option<&Job>| j.is_none());
-    wait_for(
+    let done = conditions::is_job_completed()
+        .or(|j: Option<&Job>| j.is_none_or(|j| job_failure(j).is_some()));
+    let job = wait_for(
         client,
         namespace,
         name,
@@ -133,7 +137,78 @@ pub async fn wait_job_done(
         describe_job,
     )
     .await?;
+    match job.as_ref().and_then(job_failure) {
+        Some(why) => Err(ClusterError::Failed {
+            object: format!("Job {namespace}/{name}"),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Waits until a namespaced object exists (a Secret a Job was to write, say).
+pub async fn wait_exists(
+    client: &Client,
+    target: &crate::ObjectRef,
+    limit: Duration,
+) -> Result<(), ClusterError> {
+    let api = target.api(client);
+    let name = target.name.as_str();
+    Wait::new(format!("{target} to exist"), limit)
+        .every(Duration::from_secs(1))
+        .until(|| async {
+            match api.get_opt(name).await {
+                Ok(Some(_)) => Check::Done(()),
+                Ok(None) => Check::Pending("not found".to_owned()),
+                Err(e) => Check::Pending(format!("get failed: {e}")),
+            }
+        })
+        .await?;
     Ok(())
+}
+
+/// Waits until the cluster has at least one Node and every Node is Ready. `kind create
+/// cluster --wait` only warns when its wait expires and exits 0, so this is the real wait.
+pub async fn wait_nodes_ready(client: &Client, limit: Duration) -> Result<usize, ClusterError> {
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let api = &api;
+    Ok(Wait::new("every Node Ready", limit)
+        .every(Duration::from_secs(1))
+        .until(move || async move {
+            let nodes = match api.list(&ListParams::default()).await {
+                Ok(l) => l.items,
+                Err(e) => return Check::Pending(format!("list failed: {e}")),
+            };
+            let ready = nodes.iter().filter(|n| node_ready(n)).count();
+            if !nodes.is_empty() && ready == nodes.len() {
+                Check::Done(ready)
+            } else {
+                Check::Pending(format!("{ready} of {} Ready", nodes.len()))
+            }
+        })
+        .await?)
+}
+
+/// Waits until the Deployment's current rollout (its generation now) is complete: after an
+/// apply that may or may not have changed the pod template.
+pub async fn wait_rollout_of_current(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<Deployment, ClusterError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let generation = api
+        .get(name)
+        .await
+        .map_err(crate::error::api_err(
+            "get",
+            format!("Deployment {namespace}/{name}"),
+        ))?
+        .metadata
+        .generation
+        .unwrap_or(0);
+    wait_rollout_complete(client, namespace, name, generation, limit).await
 }
 
 /// Waits until at least one pod matches `selector` and all matching pods (not being deleted)

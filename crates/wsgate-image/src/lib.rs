@@ -1,4 +1,5 @@
-//! The echo server image: static binary, `FROM scratch` image, tag from crate version and git sha.
+//! The echo server image: a static binary for the Docker server's platform, a `FROM scratch`
+//! image, tagged from the crate version and the git sha.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,8 +21,189 @@ pub enum ImageError {
     DockerUnreachable { detail: String },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    #[error(
+        "cannot build the echo server for {platform}: {why}. Pass --echo-image documented to run the document's image instead"
+    )]
+    Unsupported { platform: String, why: String },
     #[error(transparent)]
     Io(#[from] wsgate_fs::PathError),
+}
+
+/// An operating system and architecture as Go and Docker name them (`linux/arm64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Platform {
+    pub os: &'static str,
+    pub arch: &'static str,
+}
+
+impl Platform {
+    pub const LINUX_AMD64: Self = Self {
+        os: "linux",
+        arch: "amd64",
+    };
+    pub const LINUX_ARM64: Self = Self {
+        os: "linux",
+        arch: "arm64",
+    };
+
+    /// This machine (`macos`/`aarch64` is `darwin/arm64`), if Go and Docker have a name for it.
+    pub fn host() -> Option<Self> {
+        Self::from_rust(std::env::consts::OS, std::env::consts::ARCH)
+    }
+
+    /// From Rust's names for an OS and an architecture.
+    pub fn from_rust(os: &str, arch: &str) -> Option<Self> {
+        let os = match os {
+            "macos" => "darwin",
+            other => Self::known_os(other)?,
+        };
+        let arch = match arch {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            _ => return None,
+        };
+        Some(Self { os, arch })
+    }
+
+    fn known_os(os: &str) -> Option<&'static str> {
+        ["linux", "darwin", "windows"]
+            .into_iter()
+            .find(|k| *k == os)
+    }
+
+    /// From `OS/ARCH` as `docker version --format '{{.Server.Os}}/{{.Server.Arch}}'` prints it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (os, arch) = text.trim().split_once('/')?;
+        let arch = [
+            "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64",
+        ]
+        .into_iter()
+        .find(|a| *a == arch)?;
+        Some(Self {
+            os: Self::known_os(os)?,
+            arch,
+        })
+    }
+
+    /// The static Linux target the echo server is built for on this platform.
+    pub fn rust_target(self) -> &'static str {
+        match (self.os, self.arch) {
+            ("linux", "amd64") => "x86_64-unknown-linux-musl",
+            ("linux", "arm64") => "aarch64-unknown-linux-musl",
+            _ => "(none)",
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+            .ok_or_else(|| format!("{s:?}: expected OS/ARCH, e.g. linux/amd64 or linux/arm64"))
+    }
+}
+
+/// How the echo binary is built for a platform, on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildTarget {
+    pub platform: Platform,
+    /// The Rust target triple.
+    pub triple: String,
+    /// The linker for a cross build (`rust-lld`, shipped with Rust; the musl targets carry
+    /// their own C runtime), or none for the host's own.
+    pub linker: Option<&'static str>,
+}
+
+impl BuildTarget {
+    /// For `platform`: the host's own triple, statically linked, when the host is that
+    /// platform; else the platform's musl target, linked by `rust-lld`. The echo server has no
+    /// C dependency, so no C cross compiler is needed.
+    pub fn for_platform(platform: Platform) -> Result<Self, ImageError> {
+        let unsupported = |why: String| ImageError::Unsupported {
+            platform: platform.to_string(),
+            why,
+        };
+        if platform.os != "linux" {
+            return Err(unsupported(format!(
+                "the Docker server runs {} containers; the image is a Linux binary FROM scratch",
+                platform.os
+            )));
+        }
+        if !matches!(platform.arch, "amd64" | "arm64") {
+            return Err(unsupported(format!(
+                "no static target for {} is set up here (linux/amd64 and linux/arm64 are)",
+                platform.arch
+            )));
+        }
+        let host = host_triple()?;
+        if Platform::host() == Some(platform) && host.ends_with("-linux-gnu") {
+            return Ok(Self {
+                platform,
+                triple: host,
+                linker: None,
+            });
+        }
+        Ok(Self {
+            platform,
+            triple: platform.rust_target().to_owned(),
+            linker: Some("rust-lld"),
+        })
+    }
+
+    /// Whether the Rust standard library for this target is installed.
+    pub fn installed(&self) -> bool {
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        Command::new(rustc)
+            .args(["--print", "target-libdir", "--target", &self.triple])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .is_some_and(|dir| has_std(&dir))
+    }
+}
+
+fn has_std(libdir: &Path) -> bool {
+    std::fs::read_dir(libdir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    })
+}
+
+/// The Docker server's platform (`docker version --format '{{.Server.Os}}/{{.Server.Arch}}'`),
+/// which a built image must match: on a Mac it is the Linux VM's, not the Mac's.
+pub fn docker_server_platform(docker: &Path) -> Result<Platform, ImageError> {
+    let mut cmd = Command::new(docker);
+    cmd.args(["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]);
+    let out = cmd.output().map_err(|e| ImageError::DockerUnreachable {
+        detail: format!("cannot run {}: {e}", docker.display()),
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(ImageError::DockerUnreachable {
+            detail: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    Platform::parse(&text).ok_or_else(|| ImageError::Command {
+        command: format!(
+            "{} version --format {{{{.Server.Os}}}}/{{{{.Server.Arch}}}}",
+            docker.display()
+        ),
+        detail: format!("printed {:?}, not OS/ARCH", text.trim()),
+    })
 }
 
 /// A built image.
@@ -159,17 +341,19 @@ pub fn tag(version: &str, sha: &str) -> String {
     format!("{version}-{sha}")
 }
 
-/// Builds the echo server as a statically linked release binary for the host triple and returns
-/// its path. `cargo` is the cargo to run (`$CARGO` under cargo, else `cargo`).
-pub fn build_static_binary(root: &Path) -> Result<PathBuf, ImageError> {
-    let triple = host_triple()?;
+/// Builds the echo server as a statically linked release binary for `target` and returns its
+/// path. `cargo` is the cargo to run (`$CARGO` under cargo, else `cargo`).
+pub fn build_static_binary(root: &Path, target: &BuildTarget) -> Result<PathBuf, ImageError> {
+    let triple = target.triple.as_str();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let var = format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        triple.to_uppercase().replace('-', "_")
-    );
-    run(Command::new(cargo)
-        .current_dir(root)
+    let var = |what: &str| {
+        format!(
+            "CARGO_TARGET_{}_{what}",
+            triple.to_uppercase().replace('-', "_")
+        )
+    };
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
         .args([
             "build",
             "--release",
@@ -179,17 +363,21 @@ pub fn build_static_binary(root: &Path) -> Result<PathBuf, ImageError> {
             "--bin",
             "wsgate-echo",
             "--target",
-            &triple,
+            triple,
         ])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         // Outer flags win over target flags; drop them so the static link applies to this build only.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env(var, "-C target-feature=+crt-static"))?;
+        .env(var("RUSTFLAGS"), "-C target-feature=+crt-static");
+    if let Some(linker) = target.linker {
+        cmd.env(var("LINKER"), linker);
+    }
+    run(&mut cmd)?;
     Ok(root
         .join("target")
-        .join(&triple)
+        .join(triple)
         .join("release")
         .join("wsgate-echo"))
 }
@@ -221,10 +409,26 @@ pub fn reference_for(root: &Path) -> String {
     )
 }
 
-/// Builds the binary, then the image unless one with the same tag and binary is already there.
-pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
+/// [`ensure_image`] for the platform of the Docker server the `docker` on PATH talks to.
+pub fn ensure_image_for_server(root: &Path) -> Result<Image, ImageError> {
+    ensure_image(root, docker_server_platform(Path::new("docker"))?)
+}
+
+/// Builds the binary for `platform`, then the image unless one with the same tag and binary
+/// is already there.
+pub fn ensure_image(root: &Path, platform: Platform) -> Result<Image, ImageError> {
     docker_server_version()?;
-    let binary = build_static_binary(root)?;
+    let target = BuildTarget::for_platform(platform)?;
+    if !target.installed() {
+        return Err(ImageError::Unsupported {
+            platform: platform.to_string(),
+            why: format!(
+                "the Rust target {} is not installed (`rustup target add {}`)",
+                target.triple, target.triple
+            ),
+        });
+    }
+    let binary = build_static_binary(root, &target)?;
     let digest = sha256_file(&binary)?;
     let tag = tag(env!("CARGO_PKG_VERSION"), &git_sha(root));
     let reference = format!("{REPOSITORY}:{tag}");
@@ -249,6 +453,11 @@ pub fn ensure_image(root: &Path) -> Result<Image, ImageError> {
             ]),
             Builder::Legacy => cmd.arg("build"),
         };
+        // The image is for the server's own platform unless asked otherwise (the legacy
+        // builder of old engines knows no --platform).
+        if docker_server_platform(Path::new("docker")).ok() != Some(platform) {
+            cmd.arg(format!("--platform={platform}"));
+        }
         run(cmd
             .args(["--quiet", "--tag", &reference, "--label"])
             .arg(format!("{BINARY_LABEL}={digest}"))
@@ -281,6 +490,51 @@ mod tests {
     #[test]
     fn git_sha_outside_a_repository_is_nogit() {
         assert_eq!(git_sha(Path::new("/")), "nogit");
+    }
+
+    #[test]
+    fn platforms_read_as_docker_prints_them_and_map_to_static_linux_targets() {
+        assert_eq!(
+            Platform::parse("linux/arm64\n"),
+            Some(Platform::LINUX_ARM64)
+        );
+        assert_eq!(
+            Platform::LINUX_ARM64.rust_target(),
+            "aarch64-unknown-linux-musl"
+        );
+        assert_eq!(
+            Platform::LINUX_AMD64.rust_target(),
+            "x86_64-unknown-linux-musl"
+        );
+        assert_eq!(
+            Platform::from_rust("macos", "aarch64").unwrap().to_string(),
+            "darwin/arm64"
+        );
+        for bad in ["linux", "plan9/amd64", "linux/sparc", ""] {
+            assert_eq!(Platform::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_windows_or_exotic_docker_server_names_the_documented_image() {
+        for p in ["windows/amd64", "linux/s390x"] {
+            let e = BuildTarget::for_platform(Platform::parse(p).unwrap()).unwrap_err();
+            assert!(e.to_string().contains("--echo-image documented"), "{e}");
+        }
+    }
+
+    #[test]
+    fn another_architecture_is_a_musl_cross_build_linked_by_rust_lld() {
+        let other = if Platform::host() == Some(Platform::LINUX_ARM64) {
+            Platform::LINUX_AMD64
+        } else {
+            Platform::LINUX_ARM64
+        };
+        let t = BuildTarget::for_platform(other).unwrap();
+        assert_eq!(
+            (t.triple.as_str(), t.linker),
+            (other.rust_target(), Some("rust-lld"))
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum ApiVerb {
     ServerSideApply,
     /// A JSON merge patch (what `kubectl patch -p` sends).
     MergePatch,
+    /// DELETE; an object that is not there is fine.
+    Delete,
 }
 
 /// The body of an API call.
@@ -26,7 +28,20 @@ pub enum ApiBody {
         cert: PathBuf,
         key: PathBuf,
     },
+    /// A Deployment whose pod template carries [`IMAGE_ID_ANNOTATION`]: the ID `inspect`
+    /// prints when the call runs. A changed image (a dirty tree keeps its tag, and
+    /// `IfNotPresent` keeps the old pods' binary) changes the template, so the pods roll; the
+    /// same image changes nothing.
+    WithImageId {
+        body: serde_json::Value,
+        inspect: crate::action::Cmd,
+    },
+    /// No body (a DELETE).
+    None,
 }
+
+/// The pod-template annotation holding the loaded echo image's ID.
+pub const IMAGE_ID_ANNOTATION: &str = "wsgate.dev/image-id";
 
 /// A Kubernetes API call.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,9 +64,18 @@ impl fmt::Display for ApiCall {
                 "merge patch (fieldManager={})",
                 wsgate_cluster::FIELD_MANAGER
             ),
+            ApiVerb::Delete => {
+                return write!(f, "DELETE {} (absent is fine)", self.target.path());
+            }
         };
         write!(f, "PATCH {} {kind}", self.target.path())?;
         match &self.body {
+            ApiBody::WithImageId { body, inspect } => write!(
+                f,
+                "; {}; template annotation {IMAGE_ID_ANNOTATION} = the image ID `{inspect}` prints (a new image rolls the pods)",
+                summarize(body)
+            )?,
+            ApiBody::None => {}
             ApiBody::Json(v) if self.verb == ApiVerb::MergePatch => write!(f, " {v}")?,
             ApiBody::Json(v) => {
                 let summary = summarize(v);
@@ -127,6 +151,13 @@ pub enum WaitFor {
     Route(Route),
     /// A Deployment `Available`.
     DeploymentAvailable { namespace: String, name: String },
+    /// The rollout of a Deployment's generation as it is when the wait starts complete (old
+    /// pods gone, new ones available), as `kubectl rollout status` decides it.
+    RolloutComplete { namespace: String, name: String },
+    /// At least one Node, and every Node `Ready`.
+    NodesReady,
+    /// An object exists (what a Job was to write).
+    Exists(ObjectRef),
 }
 
 /// A host reached through the ingress address.
@@ -180,6 +211,12 @@ impl fmt::Display for WaitFor {
             Self::DeploymentAvailable { namespace, name } => {
                 write!(f, "Deployment {namespace}/{name} Available")
             }
+            Self::RolloutComplete { namespace, name } => write!(
+                f,
+                "Deployment {namespace}/{name} rolled out (its current generation updated and available, no old pod left)"
+            ),
+            Self::NodesReady => write!(f, "every Node Ready"),
+            Self::Exists(target) => write!(f, "{target} exists"),
             Self::Route(r) => {
                 write!(
                     f,

@@ -12,7 +12,7 @@ mod nextest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use api::{ApiBody, ApiCall, ApiVerb, Route, RouteAnswer, WaitFor};
+pub use api::{ApiBody, ApiCall, ApiVerb, IMAGE_ID_ANNOTATION, Route, RouteAnswer, WaitFor};
 pub use cmd::{ActionError, Cmd, Download, partial, quote, shell_line};
 pub use nextest::{Listed, Nextest, NextestMode, listed};
 
@@ -21,7 +21,10 @@ pub use nextest::{Listed, Nextest, NextestMode, listed};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadImage {
     pub direct: Cmd,
+    /// `docker save --platform`: only this platform's content (the fix for kind#3795).
     pub save: Cmd,
+    /// `docker save` without `--platform`, for engines older than 28 (API 1.48), which lack it.
+    pub save_any_platform: Cmd,
     pub archive: Cmd,
 }
 
@@ -51,9 +54,21 @@ pub enum Action {
         cert: PathBuf,
         key: PathBuf,
     },
-    /// The echo image (static binary, FROM scratch), built unless up to date.
+    /// The echo image (static binary for `platform`, FROM scratch), built unless up to date.
     EnsureImage {
         reference: String,
+        platform: wsgate_image::Platform,
+    },
+    /// A tool at least this version, else the run stops with `hint`.
+    RequireVersion {
+        cmd: Cmd,
+        at_least: String,
+        hint: String,
+    },
+    /// Nothing may answer on these addresses (the kind node's host ports are to take them).
+    PortsFree {
+        addrs: Vec<String>,
+        hint: String,
     },
     LoadImage(LoadImage),
     WriteFile {
@@ -123,6 +138,7 @@ impl Action {
                 match call.verb {
                     ApiVerb::ServerSideApply => "apply",
                     ApiVerb::MergePatch => "merge-patch",
+                    ApiVerb::Delete => "delete",
                 },
                 call.target
             ),
@@ -136,10 +152,22 @@ impl Action {
                 WaitFor::DeploymentAvailable { namespace, name } => {
                     format!("wait Deployment {namespace}/{name}")
                 }
+                WaitFor::RolloutComplete { namespace, name } => {
+                    format!("wait rollout {namespace}/{name}")
+                }
+                WaitFor::NodesReady => "wait nodes".into(),
+                WaitFor::Exists(t) => format!("wait exists {t}"),
             },
             Self::Nextest(n) => format!("nextest {}", n.filterset),
             Self::GenerateCert { hosts, .. } => format!("certificate {}", hosts.join(",")),
-            Self::EnsureImage { reference } => format!("image {reference}"),
+            Self::EnsureImage {
+                reference,
+                platform,
+            } => format!("image {reference} {platform}"),
+            Self::RequireVersion { cmd, at_least, .. } => {
+                format!("{} >= {at_least}", cmd_signature(cmd))
+            }
+            Self::PortsFree { addrs, .. } => format!("ports free {}", addrs.join(",")),
             Self::LoadImage(l) => cmd_signature(&l.direct),
             Self::WriteFile { path, .. } => format!("write {}", file_name(path)),
             Self::Reset { path, .. } => format!("reset {}", file_name(path)),
@@ -192,12 +220,31 @@ impl Action {
                 cert.display(),
                 key.display()
             )],
-            Self::EnsureImage { reference } => vec![format!(
-                "$ cargo xtask image   # {reference}: static wsgate-echo, FROM scratch; built unless up to date"
+            Self::EnsureImage {
+                reference,
+                platform,
+            } => vec![format!(
+                "$ cargo xtask image --platform {platform}   # {reference}: static wsgate-echo for {platform} ({}), FROM scratch; built unless up to date",
+                platform.rust_target()
+            )],
+            Self::RequireVersion {
+                cmd,
+                at_least,
+                hint,
+            } => vec![format!(
+                "$ {cmd}   # must print version {at_least} or later, else: {hint}"
+            )],
+            Self::PortsFree { addrs, hint } => vec![format!(
+                "~ nothing may answer on {} (else: {hint})",
+                addrs.join(" or ")
             )],
             Self::LoadImage(l) => vec![
                 format!("$ {}", l.direct),
                 format!("#   if that fails (containerd image store): $ {}", l.save),
+                format!(
+                    "#   or, on Docker before 28 (no --platform): $ {}",
+                    l.save_any_platform
+                ),
                 format!("#   and: $ {}", l.archive),
             ],
             Self::WriteFile { path, about, .. } => {

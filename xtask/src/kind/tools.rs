@@ -11,10 +11,14 @@ use super::pins::{self, Pinned};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tool {
     pub path: PathBuf,
-    /// `Some` when no copy at the pinned version was found: the plan fetches it to `path`.
+    /// `Some` when no acceptable copy was found: the plan fetches the pin to `path`.
     pub fetch: Option<Pinned>,
-    /// What was found instead, for the plan's notes (`kubectl v1.32.4 on PATH: not the pin`).
-    pub passed_over: Vec<String>,
+    /// What was found and which copy is used, for the plan's notes
+    /// (`/usr/bin/kubectl is v1.32.4, not of v1.35: passed over`).
+    pub notes: Vec<String>,
+    /// Why no copy can be used at all: no pin for this platform and none on PATH at the pinned
+    /// version. The plan refuses to run with it rather than use another version silently.
+    pub unusable: Option<String>,
 }
 
 /// Every program the plan runs, resolved once when the plan is made.
@@ -43,7 +47,7 @@ fn kind_version(bin: &Path) -> Option<String> {
     text.split_whitespace().nth(1).map(str::to_owned)
 }
 
-/// `kubectl version --client -o json` prints `{"clientVersion": {"gitVersion": "v1.36.1", ..}}`.
+/// `kubectl version --client -o json` prints `{"clientVersion": {"gitVersion": "v1.35.4", ..}}`.
 fn kubectl_version(bin: &Path) -> Option<String> {
     let out = Command::new(bin)
         .args(["version", "--client", "-o", "json"])
@@ -55,64 +59,102 @@ fn kubectl_version(bin: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn pinned_tool(
-    pin: Pinned,
-    probe: fn(&Path) -> Option<String>,
-    tools_dir: &Path,
-    search: &OsStr,
-) -> Tool {
-    let cached = tools_dir.join(pin.name);
+/// How a tool is looked for: its name, how its version is read, which versions are accepted
+/// (and how that is said), and its pin for this platform.
+struct Wanted {
+    name: &'static str,
+    version: fn(&Path) -> Option<String>,
+    accept: fn(&str) -> bool,
+    accepted: String,
+    pin: Option<Pinned>,
+}
+
+fn find_tool(w: &Wanted, tools_dir: &Path, search: &OsStr) -> Tool {
+    let cached = tools_dir.join(w.name);
     let mut seen = std::collections::HashSet::new();
-    // The same file reached twice (`/bin` is often `/usr/bin`) is probed once.
+    // The pinned copy first; the same file reached twice (`/bin` is often `/usr/bin`) is
+    // probed once.
     let candidates = std::iter::once(cached.clone())
-        .chain(std::env::split_paths(search).map(|d| d.join(pin.name)))
+        .chain(std::env::split_paths(search).map(|d| d.join(w.name)))
         .filter(|p| p.is_file())
         .filter(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())));
-    let mut passed_over = Vec::new();
+    let mut notes = Vec::new();
     for candidate in candidates {
-        match probe(&candidate) {
-            Some(v) if v == pin.version => {
+        match (w.version)(&candidate) {
+            Some(v) if (w.accept)(&v) => {
+                if w.pin.is_some_and(|p| p.version != v) || candidate != cached {
+                    notes.push(format!(
+                        "{} {v}: {} (accepted: {})",
+                        w.name,
+                        candidate.display(),
+                        w.accepted
+                    ));
+                }
                 return Tool {
                     path: candidate,
                     fetch: None,
-                    passed_over,
+                    notes,
+                    unusable: None,
                 };
             }
-            other => passed_over.push(format!(
-                "{} is {}, not the pinned {}",
+            other => notes.push(format!(
+                "{} is {}, not {}: passed over",
                 candidate.display(),
                 other.as_deref().unwrap_or("of unknown version"),
-                pin.version
+                w.accepted
             )),
         }
     }
-    Tool {
-        path: cached,
-        fetch: Some(pin),
-        passed_over,
+    match w.pin {
+        Some(pin) => Tool {
+            path: cached,
+            fetch: Some(pin),
+            notes,
+            unusable: None,
+        },
+        None => Tool {
+            path: which(w.name, search),
+            fetch: None,
+            unusable: Some(format!(
+                "no pinned {} for {}/{} and none on PATH is {}: install it on PATH ({})",
+                w.name,
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                w.accepted,
+                match w.name {
+                    "kind" => pins::KIND[0].1.manual,
+                    _ => pins::KUBECTL[0].1.manual,
+                }
+            )),
+            notes,
+        },
     }
 }
 
 /// Resolves every tool against `search` (PATH) and the pinned copies in `tools_dir`.
 pub fn resolve(search: &OsStr, tools_dir: &Path) -> Tools {
-    // No pinned download for this platform: PATH's copy is all there is.
-    let unpinned = |tool: &str| Tool {
-        path: which(tool, search),
-        fetch: None,
-        passed_over: vec![format!(
-            "no pinned {tool} for {}/{}: using PATH's",
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        )],
-    };
-    let kind = match pins::binary_for_host("kind") {
-        Some(pin) => pinned_tool(pin, kind_version, tools_dir, search),
-        None => unpinned("kind"),
-    };
-    let kubectl = match pins::binary_for_host("kubectl") {
-        Some(pin) => pinned_tool(pin, kubectl_version, tools_dir, search),
-        None => unpinned("kubectl"),
-    };
+    let kind = find_tool(
+        &Wanted {
+            name: "kind",
+            version: kind_version,
+            accept: |v| v == pins::KIND_VERSION,
+            accepted: pins::KIND_VERSION.to_owned(),
+            pin: pins::binary_for_host("kind"),
+        },
+        tools_dir,
+        search,
+    );
+    let kubectl = find_tool(
+        &Wanted {
+            name: "kubectl",
+            version: kubectl_version,
+            accept: pins::kubectl_acceptable,
+            accepted: format!("a {} release", pins::KUBERNETES_MINOR),
+            pin: pins::binary_for_host("kubectl"),
+        },
+        tools_dir,
+        search,
+    );
     Tools {
         docker: which("docker", search),
         kind,
@@ -173,20 +215,63 @@ mod tests {
         let tools = dir.path().join("tools");
         std::fs::create_dir_all(&bin).unwrap();
         stub(&bin, "kind", "kind v0.20.0 go1.21 linux/amd64");
+        // A runner's kubectl: another patch of the pinned minor.
         stub(
             &bin,
             "kubectl",
-            r#"{"clientVersion": {"gitVersion": "v1.36.1"}}"#,
+            r#"{"clientVersion": {"gitVersion": "v1.35.9"}}"#,
         );
         let t = resolve(bin.as_os_str(), &tools);
-        if pins::binary_for_host("kind").is_none() {
-            return; // Not linux/amd64: nothing is pinned.
-        }
+        let Some(pin) = pins::binary_for_host("kind") else {
+            return; // No release for this platform: nothing is pinned.
+        };
         assert_eq!(t.kind.path, tools.join("kind"));
-        assert_eq!(t.kind.fetch, Some(pins::KIND_LINUX_AMD64));
-        assert!(t.kind.passed_over[0].contains("v0.20.0"), "{t:?}");
+        assert_eq!(t.kind.fetch, Some(pin));
+        assert!(t.kind.notes[0].contains("v0.20.0"), "{t:?}");
         assert_eq!(t.kubectl.path, bin.join("kubectl"));
         assert_eq!(t.kubectl.fetch, None);
+        assert!(
+            t.kubectl.notes[0].contains("kubectl v1.35.9") && t.kubectl.notes[0].contains("v1.35"),
+            "the plan says which kubectl it uses: {:?}",
+            t.kubectl.notes
+        );
+    }
+
+    #[test]
+    fn a_kubectl_of_another_minor_is_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        stub(
+            dir.path(),
+            "kubectl",
+            r#"{"clientVersion": {"gitVersion": "v1.36.3"}}"#,
+        );
+        let t = resolve(dir.path().as_os_str(), &dir.path().join("tools"));
+        if pins::binary_for_host("kubectl").is_none() {
+            assert!(t.kubectl.unusable.is_some(), "{t:?}");
+            return;
+        }
+        assert!(t.kubectl.fetch.is_some(), "{t:?}");
+        assert!(t.kubectl.notes[0].contains("v1.36.3"), "{t:?}");
+    }
+
+    #[test]
+    fn without_a_pin_a_kind_of_another_version_is_unusable_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let kind = stub(dir.path(), "kind", "kind v0.20.0 go1.21 windows/amd64");
+        let t = find_tool(
+            &Wanted {
+                name: "kind",
+                version: kind_version,
+                accept: |v| v == pins::KIND_VERSION,
+                accepted: pins::KIND_VERSION.into(),
+                pin: None,
+            },
+            &dir.path().join("tools"),
+            dir.path().as_os_str(),
+        );
+        assert_eq!(t.path, kind);
+        let why = t.unusable.expect("refused");
+        assert!(why.contains("v0.32.0") && why.contains("install"), "{why}");
     }
 
     #[test]
@@ -206,7 +291,7 @@ mod tests {
     fn offline_message_says_no_network_and_what_to_do() {
         let m = offline_message(
             "kind v0.32.0",
-            pins::KIND_LINUX_AMD64.url,
+            pins::KIND[0].1.url,
             Some(6),
             "Could not resolve host: github.com",
         );

@@ -11,7 +11,8 @@ use wsgate_wait::{Check, Wait};
 use super::super::tools::{checksum_message, docker_message, offline_message};
 use super::{Exec, Ran};
 use crate::action::{
-    Action, ApiBody, ApiCall, ApiVerb, Cmd, Download, NextestMode, WaitFor, partial,
+    Action, ApiBody, ApiCall, ApiVerb, Cmd, Download, IMAGE_ID_ANNOTATION, NextestMode, WaitFor,
+    partial,
 };
 use crate::progress;
 
@@ -122,8 +123,11 @@ impl Exec<'_> {
                     key.display()
                 );
             }
-            Action::EnsureImage { reference } => {
-                let image = (self.opts.build_image)(&self.opts.root)?;
+            Action::EnsureImage {
+                reference,
+                platform,
+            } => {
+                let image = (self.opts.build_image)(&self.opts.root, *platform)?;
                 anyhow::ensure!(
                     image.reference() == *reference,
                     "the image built is {}, the plan named {reference} (did HEAD change during the run?)",
@@ -144,14 +148,51 @@ impl Exec<'_> {
                     Ok(()) => format!("loaded with `{}`", l.direct),
                     Err(e) => {
                         eprintln!("  {e:#}; falling back to an image archive");
-                        run_checked(&l.save)?;
+                        let save = match run_checked(&l.save) {
+                            Ok(()) => "docker save --platform",
+                            Err(platform) => {
+                                // Docker before 28 (API 1.48) has no --platform; its classic
+                                // image store holds one platform anyway.
+                                eprintln!("  {platform:#}; saving without --platform");
+                                run_checked(&l.save_any_platform)?;
+                                "docker save"
+                            }
+                        };
                         run_checked(&l.archive)?;
                         format!(
-                            "`kind load docker-image` failed ({e}); loaded with `docker save` + `kind load image-archive`"
+                            "`kind load docker-image` failed ({e}); loaded with `{save}` + `kind load image-archive`"
                         )
                     }
                 };
                 self.notes.push(format!("echo image {used}"));
+            }
+            Action::RequireVersion {
+                cmd,
+                at_least,
+                hint,
+            } => {
+                let printed = cmd.output().map_err(|e| anyhow!("{e}; {hint}"))?;
+                let version = printed.split_whitespace().nth(1).unwrap_or_default();
+                if !version_at_least(version, at_least) {
+                    bail!(
+                        "`{cmd}` printed {:?}: version {at_least} or later is needed; {hint}",
+                        printed.trim()
+                    );
+                }
+                eprintln!("  {}", printed.lines().next().unwrap_or_default());
+            }
+            Action::PortsFree { addrs, hint } => {
+                let taken: Vec<&String> = addrs.iter().filter(|a| answers(a)).collect();
+                if !taken.is_empty() {
+                    bail!(
+                        "something already answers on {}: {hint}",
+                        taken
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    );
+                }
             }
             Action::WriteFile { path, contents, .. } => {
                 if let Some(dir) = path.parent() {
@@ -222,11 +263,7 @@ impl Exec<'_> {
             }
             Action::CheckRules(c) => {
                 let rows = self.rt.block_on(crate::own::check_on_cluster(c))?;
-                let failed: Vec<String> = rows
-                    .iter()
-                    .filter(|r| !r.pass())
-                    .map(ToString::to_string)
-                    .collect();
+                let failed = wsgate_report::failures(&rows);
                 if !failed.is_empty() {
                     return Ok(Ran::TestsFailed(format!(
                         "{} of {} checks failed: {}",
@@ -239,6 +276,27 @@ impl Exec<'_> {
         }
         Ok(Ran::Done)
     }
+}
+
+/// Whether `a` (`dotted.numbers`, a leading `v` and any `-suffix` ignored) is at least `b`.
+pub fn version_at_least(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Option<Vec<u64>> {
+        let v = v.trim().trim_start_matches('v');
+        let v = v.split(['-', '+', ' ']).next().unwrap_or_default();
+        v.split('.').map(|p| p.parse().ok()).collect()
+    };
+    match (parts(a), parts(b)) {
+        (Some(a), Some(b)) => a >= b,
+        _ => false,
+    }
+}
+
+/// Whether anything accepts a TCP connection on `addr` within a moment.
+fn answers(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+    })
 }
 
 fn create_dir(dir: &Path) -> anyhow::Result<()> {
@@ -294,8 +352,25 @@ fn download(d: &Download) -> anyhow::Result<()> {
 }
 
 async fn api_call(client: &Client, call: &ApiCall) -> anyhow::Result<()> {
+    if call.verb == ApiVerb::Delete {
+        let was = wsgate_cluster::delete_object(client, &call.target).await?;
+        eprintln!(
+            "  {} {}",
+            call.target,
+            if was { "deleted" } else { "was not there" }
+        );
+        return Ok(());
+    }
     let body = match &call.body {
         ApiBody::Json(v) => v.clone(),
+        ApiBody::None => serde_json::Value::Null,
+        ApiBody::WithImageId { body, inspect } => {
+            let id = inspect.output()?.trim().to_owned();
+            anyhow::ensure!(!id.is_empty(), "`{inspect}` printed no image ID");
+            let mut body = body.clone();
+            body["spec"]["template"]["metadata"]["annotations"][IMAGE_ID_ANNOTATION] = id.into();
+            body
+        }
         ApiBody::TlsSecret { cert, key } => {
             let read = |p: &PathBuf| {
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
@@ -319,6 +394,7 @@ async fn api_call(client: &Client, call: &ApiCall) -> anyhow::Result<()> {
         (ApiVerb::MergePatch, _) => {
             wsgate_cluster::merge_patch(client, &call.target, &body).await?;
         }
+        (ApiVerb::Delete, _) => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -339,6 +415,19 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
         WaitFor::DeploymentAvailable { namespace, name } => {
             let client = client.context("a cluster client")?;
             wsgate_cluster::wait_deployment_available(client, namespace, name, limit).await?;
+        }
+        WaitFor::RolloutComplete { namespace, name } => {
+            let client = client.context("a cluster client")?;
+            wsgate_cluster::wait_rollout_of_current(client, namespace, name, limit).await?;
+        }
+        WaitFor::NodesReady => {
+            let client = client.context("a cluster client")?;
+            let n = wsgate_cluster::wait_nodes_ready(client, limit).await?;
+            eprintln!("  {n} Node(s) Ready");
+        }
+        WaitFor::Exists(target) => {
+            let client = client.context("a cluster client")?;
+            wsgate_cluster::wait_exists(client, target, limit).await?;
         }
         WaitFor::Route(route) => {
             let mut trust = Vec::new();
@@ -383,4 +472,20 @@ async fn wait(client: Option<&Client>, what: &WaitFor, limit: Duration) -> anyho
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_at_least;
+
+    #[test]
+    fn versions_compare_by_number_not_by_text() {
+        assert!(version_at_least("0.9.151", "0.9.77"));
+        assert!(version_at_least("0.9.77", "0.9.77"));
+        assert!(version_at_least("v1.10.0-rc.1", "1.9"));
+        assert!(!version_at_least("0.9.76", "0.9.77"));
+        assert!(!version_at_least("0.9.8", "0.9.77"));
+        assert!(!version_at_least("", "0.9.77"));
+        assert!(!version_at_least("unknown", "0.9.77"));
+    }
 }

@@ -4,6 +4,8 @@
 
 mod actions;
 
+pub use actions::version_at_least;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -22,7 +24,7 @@ pub struct Options {
     /// nextest steps run the tests, or (a rehearsal) only list them.
     pub nextest: NextestMode,
     /// Builds the echo image: `wsgate_image::ensure_image`, or a stand-in in a rehearsal.
-    pub build_image: fn(&Path) -> Result<Image, ImageError>,
+    pub build_image: fn(&Path, wsgate_image::Platform) -> Result<Image, ImageError>,
     pub root: PathBuf,
 }
 
@@ -123,17 +125,18 @@ pub fn run(plan: &Plan, opts: &Options) -> anyhow::Result<()> {
     let mut timings = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     let mut test_failures = Vec::new();
-    // Whether anything exists that teardown must remove (and diagnostics can look at).
-    let mut reached_cluster = false;
+    // Whether anything exists that teardown must remove; whether a cluster is there that
+    // diagnostics can look at (a reused or existing one too).
+    let (mut armed_ever, mut reached_cluster) = (false, false);
     for (i, step) in plan.steps.iter().enumerate() {
         let title = step.id.title();
         if step.id == StepId::Teardown {
-            if !reached_cluster {
+            if reached_cluster && (failure.is_some() || !test_failures.is_empty()) {
+                exec.diagnostics();
+            }
+            if !armed_ever {
                 eprintln!("[{:>2}/{total}] {title}: nothing was created", i + 1);
                 continue;
-            }
-            if failure.is_some() || !test_failures.is_empty() {
-                exec.diagnostics();
             }
             guard.armed = false;
         } else if failure.is_some() || INTERRUPTED.load(Ordering::SeqCst) {
@@ -145,6 +148,9 @@ pub fn run(plan: &Plan, opts: &Options) -> anyhow::Result<()> {
         for (a, action) in step.actions.iter().enumerate() {
             if step.arms_teardown == Some(a) {
                 guard.armed = true;
+                armed_ever = true;
+            }
+            if step.arms_teardown == Some(a) || step.reaches_cluster == Some(a) {
                 reached_cluster = true;
             }
             for line in action.lines() {

@@ -159,7 +159,17 @@ impl<'a> Builder<'a> {
     }
 
     pub(super) fn plan(self) -> anyhow::Result<Plan> {
-        let mut steps = vec![self.prerequisites()];
+        // Another version than the pin is never used silently: without a pin to download,
+        // a wrong version on PATH stops the run before anything is made.
+        let tools = self.tools();
+        let needed = match self.mode {
+            Mode::Kind => vec![&tools.kind, &tools.kubectl],
+            Mode::Existing => vec![&tools.kubectl],
+        };
+        if let Some(why) = needed.iter().find_map(|t| t.unusable.as_ref()) {
+            anyhow::bail!("{why}");
+        }
+        let mut steps = vec![self.prerequisites()?];
         if self.mode == Mode::Kind {
             steps.push(self.cluster()?);
             steps.push(self.ingress_nginx());
@@ -171,6 +181,9 @@ impl<'a> Builder<'a> {
         } else {
             if self.echo_image() == EchoImage::Built {
                 steps.push(self.image_step());
+            }
+            if self.args.reuse {
+                steps.push(self.reset_reused());
             }
             steps.push(self.manifests());
             steps.push(self.wait_routes(Phase::Plain));
@@ -188,9 +201,24 @@ impl<'a> Builder<'a> {
         // kind's notes only when kind is used.
         let mut notes = Vec::new();
         if self.mode == Mode::Kind {
-            notes.extend(self.tools().kind.passed_over.clone());
+            notes.extend(self.tools().kind.notes.clone());
         }
-        notes.extend(self.tools().kubectl.passed_over.clone());
+        notes.extend(self.tools().kubectl.notes.clone());
+        if self.mode == Mode::Kind && !self.args.reuse {
+            notes.push(format!(
+                "node image {} (Kubernetes {}, the newest ingress-nginx {} supports): its digest is from {}",
+                super::super::pins::KIND_NODE_IMAGE,
+                super::super::pins::KUBERNETES_MINOR,
+                super::super::pins::INGRESS_NGINX_VERSION,
+                super::super::pins::KIND_NODE_IMAGE_SOURCE
+            ));
+        }
+        if self.mode == Mode::Kind
+            && self.echo_image() == EchoImage::Built
+            && let Some(why) = &self.inputs.echo.assumed
+        {
+            notes.push(why.clone());
+        }
         if self.mode == Mode::Existing {
             notes.push(format!(
                 "existing cluster: kubeconfig {}, context {}",
@@ -218,6 +246,7 @@ impl<'a> Builder<'a> {
             id,
             actions,
             arms_teardown: None,
+            reaches_cluster: None,
         }
     }
 

@@ -1,16 +1,19 @@
 //! The steps of the cluster's life: prerequisites, the kind cluster, the controller, the echo
 //! image, and teardown and diagnostics.
 
+use k8s_openapi::api::core::v1::Secret;
 use wsgate_cluster::{
-    ADMISSION_JOBS, CONTROLLER_DEPLOYMENT, CONTROLLER_SELECTOR, INGRESS_NGINX_NAMESPACE,
+    ADMISSION_JOBS, ADMISSION_SECRET, CONTROLLER_DEPLOYMENT, CONTROLLER_SELECTOR,
+    INGRESS_NGINX_NAMESPACE, ObjectRef,
 };
 use wsgate_manifests::{ControllerConfig, DOCUMENTED_NAMESPACE, ProxyTimeouts};
 
 use super::super::config::{KIND_CONFIG_TEMPLATE, kind_config};
 use super::super::pins;
 use super::builder::Builder;
-use super::{Mode, Step, StepId};
+use super::{Mode, NEXTEST_MIN, Step, StepId};
 use crate::action::{Action, Cmd, Download, LoadImage, WaitFor};
+use crate::flags::EchoImage;
 
 impl Builder<'_> {
     /// The annotation values the controller would ignore (and, with `--manifests`, what the
@@ -32,7 +35,10 @@ impl Builder<'_> {
             .collect()
     }
 
-    pub(super) fn prerequisites(&self) -> Step {
+    /// Everything that can be checked before anything is made: Docker, the tools, nextest,
+    /// the host ports, the echo build, the annotations. A run that would fail later for want
+    /// of one of these stops here, with the fix.
+    pub(super) fn prerequisites(&self) -> anyhow::Result<Step> {
         let mut actions = vec![Action::Reset {
             path: self.rows_dir(),
             recreate: true,
@@ -46,25 +52,83 @@ impl Builder<'_> {
             actions.extend(self.fetch(&self.tools().kind));
         }
         actions.extend(self.fetch(&self.tools().kubectl));
+        actions.push(Action::RequireVersion {
+            cmd: Cmd::new(&self.tools().cargo).args(["nextest", "--version"]),
+            at_least: NEXTEST_MIN.into(),
+            hint: "cargo install cargo-nextest --locked (or `cargo xtask test --setup-only`)"
+                .into(),
+        });
+        if self.mode == Mode::Kind && !self.args.reuse {
+            let (http, https) = (self.args.http_port, self.args.https_port);
+            actions.push(Action::PortsFree {
+                addrs: vec![self.http_addr.clone(), self.https_addr.clone()],
+                hint: format!(
+                    "the kind node maps its ingress to these host ports; pass free ones, e.g. --http-port {} --https-port {}",
+                    if http == 8080 { 8081 } else { 8080 },
+                    if https == 8443 { 8444 } else { 8443 }
+                ),
+            });
+        }
+        if self.mode == Mode::Kind
+            && self.inputs.own.is_none()
+            && self.echo_image() == EchoImage::Built
+        {
+            actions.extend(self.echo_target()?);
+        }
         actions.push(Action::CheckAnnotations {
             warnings: self.annotation_notices(),
             strict: self.args.strict,
         });
-        Self::step(StepId::Prerequisites, actions)
+        Ok(Self::step(StepId::Prerequisites, actions))
+    }
+
+    /// The Rust target the echo server is built for (the Docker server's platform), added
+    /// with rustup when missing; without a way to build it the run stops before kind is made.
+    fn echo_target(&self) -> anyhow::Result<Option<Action>> {
+        let echo = &self.inputs.echo;
+        let target = echo
+            .target
+            .as_ref()
+            .map_err(|why| anyhow::anyhow!("{why}"))?;
+        if echo.installed {
+            return Ok(None);
+        }
+        match &echo.rustup {
+            Some(rustup) => Ok(Some(Action::Run(Cmd::new(rustup).args([
+                "target",
+                "add",
+                &target.triple,
+            ])))),
+            None => anyhow::bail!(
+                "cannot build the echo server for {}: the Rust target {} is not installed and there is no rustup to add it. Install it, or pass --echo-image documented to run the document's image instead",
+                echo.platform,
+                target.triple
+            ),
+        }
     }
 
     pub(super) fn cluster(&self) -> anyhow::Result<Step> {
         let name = &self.args.name;
+        let nodes = Action::Wait {
+            what: WaitFor::NodesReady,
+            limit: self.inputs.deadlines.kind_wait,
+        };
         if self.args.reuse {
-            return Ok(Self::step(
-                StepId::Cluster,
-                vec![Action::Run(
-                    self.kind()
-                        .args(["export", "kubeconfig", "--name", name])
-                        .arg("--kubeconfig")
-                        .arg(&self.kubeconfig),
-                )],
-            ));
+            return Ok(Step {
+                id: StepId::Cluster,
+                arms_teardown: None,
+                // The cluster was there before the run: diagnostics can look at it at once.
+                reaches_cluster: Some(0),
+                actions: vec![
+                    Action::Run(
+                        self.kind()
+                            .args(["export", "kubeconfig", "--name", name])
+                            .arg("--kubeconfig")
+                            .arg(&self.kubeconfig),
+                    ),
+                    nodes,
+                ],
+            });
         }
         let config = self.work.join("kind-config.yaml");
         Ok(Step {
@@ -72,6 +136,7 @@ impl Builder<'_> {
             // Teardown deletes the cluster by name: armed only at `kind create`, never over a
             // cluster that was already there.
             arms_teardown: Some(2),
+            reaches_cluster: Some(2),
             actions: vec![
                 Action::Expect {
                     cmd: self.kind().args(["get", "clusters"]),
@@ -103,6 +168,8 @@ impl Builder<'_> {
                         .arg("--wait")
                         .arg(format!("{}s", self.inputs.deadlines.kind_wait.as_secs())),
                 ),
+                // kind's --wait only warns when it expires and still exits 0.
+                nodes,
             ],
         })
     }
@@ -132,6 +199,15 @@ impl Builder<'_> {
             },
             limit,
         }));
+        // A failed Job is removed by its TTL (0) too; what a successful one leaves is its
+        // Secret, without which the controller never becomes Ready.
+        actions.push(Action::Wait {
+            what: WaitFor::Exists(ObjectRef::of::<Secret>(
+                Some(INGRESS_NGINX_NAMESPACE),
+                ADMISSION_SECRET,
+            )),
+            limit,
+        });
         actions.push(Action::Wait {
             what: WaitFor::PodsReady {
                 namespace: INGRESS_NGINX_NAMESPACE.into(),
@@ -149,6 +225,7 @@ impl Builder<'_> {
             vec![
                 Action::EnsureImage {
                     reference: image.clone(),
+                    platform: self.inputs.echo.platform,
                 },
                 self.load_image(image),
             ],
@@ -167,7 +244,16 @@ impl Builder<'_> {
                 .kind()
                 .args(["load", "docker-image", image, "--name", name]),
             save: Cmd::new(&self.tools().docker)
-                .args(["save", "--platform", &docker_platform(), "--output"])
+                .args([
+                    "save",
+                    "--platform",
+                    &self.inputs.echo.platform.to_string(),
+                    "--output",
+                ])
+                .arg(&archive)
+                .arg(image),
+            save_any_platform: Cmd::new(&self.tools().docker)
+                .args(["save", "--output"])
                 .arg(&archive)
                 .arg(image),
             archive: self
@@ -222,7 +308,7 @@ impl Builder<'_> {
 
     pub(super) fn on_failure(&self) -> Vec<Action> {
         let dir = self.work.join("diagnostics");
-        vec![
+        let mut actions = vec![
             Action::Diagnostics {
                 namespace: self.namespace.clone(),
                 dir: dir.clone(),
@@ -234,16 +320,16 @@ impl Builder<'_> {
                     .args(["--", "cat", "/etc/nginx/nginx.conf"])
                     .stdout_to(dir.join("nginx.conf")),
             ),
-        ]
+        ];
+        if self.mode == Mode::Kind {
+            // The node's own logs: kubelet, containerd, every container's.
+            actions.push(Action::Run(
+                self.kind()
+                    .args(["export", "logs"])
+                    .arg(dir.join("kind"))
+                    .args(["--name", &self.args.name]),
+            ));
+        }
+        actions
     }
-}
-
-/// This machine's platform as Docker names it (`linux/amd64`).
-pub(super) fn docker_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    format!("linux/{arch}")
 }

@@ -77,6 +77,8 @@ pub enum StepId {
     OwnReady,
     /// `--manifests`: every rule checked.
     OwnChecks,
+    /// `--reuse`: what an earlier run left (the TLS patch, the Secrets) removed first.
+    ResetReused,
     Teardown,
 }
 
@@ -106,6 +108,9 @@ impl StepId {
             Self::OwnManifests => "your manifests",
             Self::OwnReady => "wait until your Deployments are Available and every rule routes",
             Self::OwnChecks => "checks of every rule: handshake, liveness, idle, traffic",
+            Self::ResetReused => {
+                "reused cluster: back to the document's starting state (no TLS patch, no TLS Secrets)"
+            }
             Self::Teardown => "teardown",
         };
         fixed.into()
@@ -120,6 +125,9 @@ pub struct Step {
     /// Before the action at this index runs, teardown is armed: from then on something may
     /// exist that teardown must remove, even after a panic.
     pub arms_teardown: Option<usize>,
+    /// Before the action at this index runs, a cluster is there to collect diagnostics from
+    /// (a reused or existing one too, which teardown never removes).
+    pub reaches_cluster: Option<usize>,
 }
 
 /// What the plan is made from besides the flags.
@@ -137,7 +145,57 @@ pub struct Inputs {
     pub default_kubeconfig: Option<PathBuf>,
     /// A team's own manifests (`--manifests`), tested instead of the document's.
     pub own: Option<Own>,
+    /// How the echo image would be built on this machine.
+    pub echo: EchoBuild,
+    /// The cargo-nextest version the machine has (`cargo nextest --version`), if any.
+    pub nextest_version: Option<String>,
 }
+
+/// How this machine builds the echo image: for the Docker server's platform, with which Rust
+/// target, and whether that target is installed.
+#[derive(Debug, Clone)]
+pub struct EchoBuild {
+    pub platform: wsgate_image::Platform,
+    /// The build target, or why none can be had (the run then names `--echo-image documented`).
+    pub target: Result<wsgate_image::BuildTarget, String>,
+    pub installed: bool,
+    pub rustup: Option<PathBuf>,
+    /// Set when the Docker server did not say its platform: what was assumed instead.
+    pub assumed: Option<String>,
+}
+
+impl EchoBuild {
+    /// Asks `docker` for its server's platform (on a Mac: the Linux VM's) and works out the build.
+    pub fn detect(docker: &Path, search: &std::ffi::OsStr) -> Self {
+        let (platform, assumed) = match wsgate_image::docker_server_platform(docker) {
+            Ok(p) => (p, None),
+            Err(e) => {
+                let host = wsgate_image::Platform {
+                    os: "linux",
+                    arch: wsgate_image::Platform::host().map_or("amd64", |p| p.arch),
+                };
+                let why = format!(
+                    "the Docker server did not say its platform ({e}); the echo build assumes {host}"
+                );
+                (host, Some(why))
+            }
+        };
+        let target = wsgate_image::BuildTarget::for_platform(platform).map_err(|e| e.to_string());
+        let installed = target.as_ref().is_ok_and(|t| t.installed());
+        let rustup = super::tools::which("rustup", search);
+        Self {
+            platform,
+            target,
+            installed,
+            rustup: rustup.is_absolute().then_some(rustup),
+            assumed,
+        }
+    }
+}
+
+/// The oldest cargo-nextest the plan's commands and `.config/nextest.toml` work with:
+/// `--ignore-default-filter` came in 0.9.77 (`--filterset` in 0.9.76).
+pub const NEXTEST_MIN: &str = "0.9.77";
 
 /// `--manifests` and its flags, with the manifests loaded and their rules and notices worked
 /// out once for every step that needs them.
@@ -208,6 +266,12 @@ impl Plan {
     ) -> anyhow::Result<Self> {
         let search = std::env::var_os("PATH").unwrap_or_default();
         let tools = super::tools::resolve(&search, &root.join("target/wsgate/tools"));
+        let echo = EchoBuild::detect(&tools.docker, &search);
+        let nextest_version = crate::action::Cmd::new(&tools.cargo)
+            .args(["nextest", "--version"])
+            .output()
+            .ok()
+            .and_then(|out| out.split_whitespace().nth(1).map(str::to_owned));
         let inputs =
             Inputs {
                 root: root.to_owned(),
@@ -227,6 +291,8 @@ impl Plan {
                         wsgate_manifests::Workload::load(&own.manifests)?,
                     )?)
                 },
+                echo,
+                nextest_version,
             };
         Self::new(args, &inputs)
     }

@@ -9,16 +9,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use wsgate_cluster::{INGRESS_NGINX_NAMESPACE, ObjectRef, apply_body};
-use wsgate_manifests::Object;
+use wsgate_manifests::{Object, namespace_of};
 use wsgate_probe::Scheme;
 
 use super::builder::Builder;
 use super::{Mode, Own, Step, StepId};
 use crate::action::{Action, ApiBody, ApiCall, ApiVerb, CheckRules, Route, RouteAnswer, WaitFor};
-
-fn ns(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    meta.namespace.clone().unwrap_or_else(|| "default".into())
-}
 
 fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
@@ -28,7 +24,7 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> St
 fn target(o: &Object) -> (ObjectRef, serde_json::Value) {
     macro_rules! namespaced {
         ($t:ty, $obj:expr) => {{
-            let n = ns(&$obj.metadata);
+            let n = namespace_of(&$obj.metadata);
             (
                 ObjectRef::of::<$t>(Some(&n), &name(&$obj.metadata)),
                 apply_body(&**$obj, Some(&n)),
@@ -59,7 +55,7 @@ fn unused_incomplete_tls(
         .iter()
         .filter(|s| s.type_.as_deref() == Some("kubernetes.io/tls"))
         .filter(|s| wsgate_manifests::tls_pair(s).is_none())
-        .map(|s| (ns(&s.metadata), name(&s.metadata)))
+        .map(|s| (namespace_of(&s.metadata), name(&s.metadata)))
         .filter(|id| !used.contains_key(id))
         .collect()
 }
@@ -97,7 +93,7 @@ impl Builder<'_> {
                 };
                 anyhow::bail!(
                     "Ingress {}/{}: {field} is {other:?}; the kind cluster's ingress-nginx serves class nginx only, so it would never route: set spec.ingressClassName: nginx",
-                    ns(&ing.metadata),
+                    namespace_of(&ing.metadata),
                     name(&ing.metadata),
                 );
             }
@@ -160,10 +156,7 @@ impl Builder<'_> {
         let mut replaced = BTreeSet::new();
         let tls_dir = self.work.join("tls");
         for ((sns, sname), hosts) in wsgate_manifests::tls_secret_hosts(rules) {
-            let given = w
-                .secrets
-                .iter()
-                .find(|s| ns(&s.metadata) == sns && name(&s.metadata) == sname);
+            let given = w.secret(&sns, &sname);
             let cert = tls_dir.join(format!("{sns}-{sname}.crt"));
             if let Some((crt, _)) = given.and_then(|s| wsgate_manifests::tls_pair(s)) {
                 // Its certificate, for the route waits to verify (a certificate, not the key).
@@ -200,7 +193,7 @@ impl Builder<'_> {
         }
         for o in &rest {
             if let Object::Secret(s) = o {
-                let id = (ns(&s.metadata), name(&s.metadata));
+                let id = (namespace_of(&s.metadata), name(&s.metadata));
                 if replaced.contains(&id) || unused.contains(&id) {
                     continue; // Applied above with its generated certificate, or not at all.
                 }
@@ -213,6 +206,7 @@ impl Builder<'_> {
             id: StepId::OwnManifests,
             // On an existing cluster teardown is armed once the objects are known to be absent.
             arms_teardown: (self.mode == Mode::Existing).then_some(1),
+            reaches_cluster: (self.mode == Mode::Existing).then_some(1),
             actions,
         });
 
@@ -221,7 +215,7 @@ impl Builder<'_> {
             .iter()
             .map(|d| Action::Wait {
                 what: WaitFor::DeploymentAvailable {
-                    namespace: ns(&d.metadata),
+                    namespace: namespace_of(&d.metadata),
                     name: name(&d.metadata),
                 },
                 limit: self.inputs.deadlines.controller,
@@ -238,7 +232,7 @@ impl Builder<'_> {
                     scheme,
                     addr: addr.clone(),
                     host: r.host.clone(),
-                    path: r.url_path.clone(),
+                    path: r.path.clone(),
                     trust: trust.clone(),
                     echo: false,
                     answer: if r.marked_websocket {
@@ -279,7 +273,9 @@ impl Builder<'_> {
             .apply_order()
             .iter()
             .filter(|o| match o {
-                Object::Secret(s) => !unused.contains(&(ns(&s.metadata), name(&s.metadata))),
+                Object::Secret(s) => {
+                    !unused.contains(&(namespace_of(&s.metadata), name(&s.metadata)))
+                }
                 _ => true,
             })
             .map(|o| target(o).0)

@@ -19,7 +19,7 @@ use wsgate_probe::Scheme;
 
 use super::builder::Builder;
 use super::{FAULTS_FILTER, Mode, ROLLOUT_FILTER, Step, StepId, test_filter};
-use crate::action::{Action, ApiBody, ApiCall, ApiVerb, Nextest, Route, RouteAnswer, WaitFor};
+use crate::action::{Action, ApiBody, ApiCall, ApiVerb, Cmd, Nextest, Route, RouteAnswer, WaitFor};
 use crate::flags::EchoImage;
 
 impl Builder<'_> {
@@ -65,11 +65,24 @@ impl Builder<'_> {
         let name = |o: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             o.name.clone().unwrap_or_default()
         };
-        actions.push(self.apply(
-            ObjectRef::of::<Deployment>(self.ns(), &name(&deployment.metadata)),
-            apply_body(&deployment, self.ns()),
-            None,
-        ));
+        let deployment_ref = ObjectRef::of::<Deployment>(self.ns(), &name(&deployment.metadata));
+        let body = apply_body(&deployment, self.ns());
+        actions.push(Action::Api(ApiCall {
+            verb: ApiVerb::ServerSideApply,
+            target: deployment_ref.clone(),
+            body: match self.echo_image() {
+                // On a reused cluster the same tag may hold a new binary (a dirty tree):
+                // its ID in the pod template rolls the pods exactly when it changed.
+                EchoImage::Built => ApiBody::WithImageId {
+                    body,
+                    inspect: Cmd::new(&self.tools().docker)
+                        .args(["image", "inspect", "--format", "{{.Id}}"])
+                        .arg(&self.inputs.image),
+                },
+                EchoImage::Documented => ApiBody::Json(body),
+            },
+            webhook_retry: None,
+        }));
         let service: &Service = &self.documented.service;
         actions.push(self.apply(
             ObjectRef::of::<Service>(self.ns(), &name(&service.metadata)),
@@ -84,13 +97,49 @@ impl Builder<'_> {
                 Some(self.inputs.deadlines.webhook),
             ));
         }
+        // New pods (or rolled ones, after a new image) Ready before any route is tried.
+        actions.push(Action::Wait {
+            what: WaitFor::RolloutComplete {
+                namespace: self.namespace.clone(),
+                name: deployment_ref.name.clone(),
+            },
+            limit: self.inputs.deadlines.controller,
+        });
         Step {
             id: StepId::Manifests,
             actions,
             // On an existing cluster, once nothing there is someone else's, the suite owns
             // objects there.
             arms_teardown: (self.mode == Mode::Existing).then_some(1),
+            reaches_cluster: (self.mode == Mode::Existing).then_some(1),
         }
+    }
+
+    /// `--reuse` after `--keep`: the TLS step's merge patch added `spec.tls` under an Update
+    /// entry of managedFields, which a later server-side apply does not remove, and the TLS
+    /// Secrets stay. The controller would answer plain ws with 308 on every host. The suite's
+    /// Ingresses and TLS Secrets are deleted first, so the run starts where the document does.
+    pub(super) fn reset_reused(&self) -> Step {
+        let mut actions = vec![Action::Note(
+            "an earlier run's spec.tls survives a server-side apply (the merge patch owns it): delete the suite's Ingresses and TLS Secrets, then apply them afresh".into(),
+        )];
+        let leftovers = self
+            .variants
+            .iter()
+            .map(|v| ObjectRef::of::<Ingress>(self.ns(), &v.name))
+            .chain(
+                [TLS_SECRET_NAME, VARIANTS_TLS_SECRET]
+                    .map(|name| ObjectRef::of::<Secret>(self.ns(), name)),
+            );
+        actions.extend(leftovers.map(|target| {
+            Action::Api(ApiCall {
+                verb: ApiVerb::Delete,
+                target,
+                body: ApiBody::None,
+                webhook_retry: None,
+            })
+        }));
+        Self::step(StepId::ResetReused, actions)
     }
 
     pub(super) fn apply(

@@ -18,7 +18,8 @@ fn found(path: &str) -> Tool {
     Tool {
         path: path.into(),
         fetch: None,
-        passed_over: Vec::new(),
+        notes: Vec::new(),
+        unusable: None,
     }
 }
 
@@ -38,6 +39,18 @@ fn inputs() -> Inputs {
         image: "wsgate-echo:0.1.0-0123456789ab".into(),
         default_kubeconfig: Some("/home/u/.kube/config".into()),
         own: None,
+        echo: EchoBuild {
+            platform: wsgate_image::Platform::LINUX_AMD64,
+            target: Ok(wsgate_image::BuildTarget {
+                platform: wsgate_image::Platform::LINUX_AMD64,
+                triple: "x86_64-unknown-linux-gnu".into(),
+                linker: None,
+            }),
+            installed: true,
+            rustup: Some("/home/u/.cargo/bin/rustup".into()),
+            assumed: None,
+        },
+        nextest_version: Some("0.9.151".into()),
     }
 }
 
@@ -114,16 +127,20 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     let mut want: Vec<String> = vec![
         "prerequisites: reset rows",
         "prerequisites: docker version --format {{.Server.Version}}",
+        "prerequisites: cargo nextest --version >= 0.9.77",
+        "prerequisites: ports free 127.0.0.1:80,127.0.0.1:443",
         "prerequisites: annotations strict=false",
         "cluster: kind get clusters",
         "cluster: write kind-config.yaml",
         "cluster: kind create cluster --name",
+        "cluster: wait nodes",
         "ingress-nginx controller-v1.15.1: download ingress-nginx kind manifest controller-v1.15.1",
         "ingress-nginx controller-v1.15.1: kubectl apply -f",
         "ingress-nginx controller-v1.15.1: wait Job ingress-nginx/ingress-nginx-admission-create",
         "ingress-nginx controller-v1.15.1: wait Job ingress-nginx/ingress-nginx-admission-patch",
+        "ingress-nginx controller-v1.15.1: wait exists Secret ingress-nginx/ingress-nginx-admission",
         "ingress-nginx controller-v1.15.1: wait pods ingress-nginx app.kubernetes.io/component=controller",
-        "echo image: image wsgate-echo:0.1.0-0123456789ab",
+        "echo image: image wsgate-echo:0.1.0-0123456789ab linux/amd64",
         "echo image: kind load docker-image wsgate-echo:0.1.0-0123456789ab",
         "documented manifests and derived Ingresses (doc steps 1-2): apply Deployment default/websocket-server",
         "documented manifests and derived Ingresses (doc steps 1-2): apply Service default/websocket-server",
@@ -134,6 +151,7 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     .collect();
     let step5 = StepId::Manifests.title();
     want.extend(DERIVED.map(|n| format!("{step5}: apply Ingress default/{n}")));
+    want.push(format!("{step5}: wait rollout default/websocket-server"));
     let hosts = [
         "test.example.com",
         "no-annotations.test.example.com",
@@ -367,8 +385,9 @@ fn tools_not_at_their_pins_are_downloaded_first_and_used_from_the_tools_folder()
     let mut i = inputs();
     i.tools.kind = Tool {
         path: "/repo/target/wsgate/tools/kind".into(),
-        fetch: Some(pins::KIND_LINUX_AMD64),
-        passed_over: vec!["/usr/local/bin/kind is v0.20.0, not the pinned v0.32.0".into()],
+        fetch: Some(pins::KIND[0].1),
+        notes: vec!["/usr/local/bin/kind is v0.20.0, not v0.32.0: passed over".into()],
+        unusable: None,
     };
     let cli = Cli::try_parse_from(["e2e"]).unwrap();
     let p = Plan::new(&cli.args, &i).unwrap();
@@ -389,10 +408,144 @@ fn the_tls_patch_on_ws_is_the_document_s_byte_for_byte() {
 }
 
 #[test]
-fn on_failure_collects_diagnostics_and_the_controller_s_nginx_conf() {
+fn on_failure_collects_diagnostics_the_controller_s_nginx_conf_and_kind_s_logs() {
     let p = plan(&[]).unwrap();
     let sigs: Vec<String> = p.on_failure.iter().map(Action::signature).collect();
-    assert_eq!(sigs, ["diagnostics", "kubectl -n ingress-nginx exec"]);
+    assert_eq!(
+        sigs,
+        [
+            "diagnostics",
+            "kubectl -n ingress-nginx exec",
+            "kind export logs --name"
+        ]
+    );
+    let existing = plan(&["--ingress-address", "lb", "--kubeconfig", "/k"]).unwrap();
+    assert!(
+        !existing
+            .on_failure
+            .iter()
+            .any(|a| a.signature().starts_with("kind")),
+        "no kind on an existing cluster"
+    );
 }
 
 mod own;
+
+/// A `docker` that answers `version --format {{.Server.Os}}/{{.Server.Arch}}` with `platform`.
+fn docker_reporting(dir: &std::path::Path, platform: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let docker = dir.join("docker");
+    std::fs::write(
+        &docker,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *Server.Os*) echo {platform} ;; *) echo 29.0.0 ;; esac\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    docker
+}
+
+#[test]
+fn a_docker_server_on_linux_arm64_gets_an_aarch64_linux_echo_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let docker = docker_reporting(dir.path(), "linux/arm64");
+    let mut echo = EchoBuild::detect(&docker, std::ffi::OsStr::new(""));
+    assert_eq!(echo.platform, wsgate_image::Platform::LINUX_ARM64);
+    let target = echo.target.clone().unwrap();
+    if wsgate_image::Platform::host() != Some(wsgate_image::Platform::LINUX_ARM64) {
+        assert_eq!(
+            (target.triple.as_str(), target.linker),
+            ("aarch64-unknown-linux-musl", Some("rust-lld"))
+        );
+    }
+    // Not installed yet: rustup adds it in step 1, before any cluster exists.
+    echo.installed = false;
+    echo.rustup = Some("/home/u/.cargo/bin/rustup".into());
+    let mut i = inputs();
+    i.echo = echo.clone();
+    let cli = Cli::try_parse_from(["e2e"]).unwrap();
+    let p = Plan::new(&cli.args, &i).unwrap();
+    assert!(has(
+        &p,
+        &format!("prerequisites: rustup target add {}", target.triple)
+    ));
+    assert!(has(
+        &p,
+        "echo image: image wsgate-echo:0.1.0-0123456789ab linux/arm64"
+    ));
+    prints(
+        &p,
+        &[
+            "$ cargo xtask image --platform linux/arm64",
+            "aarch64-unknown-linux-musl",
+            "docker save --platform linux/arm64",
+        ],
+    );
+    // Without rustup the run stops before anything is made, naming the way out.
+    echo.rustup = None;
+    i.echo = echo;
+    let e = Plan::new(&cli.args, &i).unwrap_err().to_string();
+    assert!(
+        e.contains("--echo-image documented") && e.contains("linux/arm64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_docker_server_that_runs_no_linux_containers_stops_the_plan_unless_the_documented_image_is_used()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let docker = docker_reporting(dir.path(), "windows/amd64");
+    let mut i = inputs();
+    i.echo = EchoBuild::detect(&docker, std::ffi::OsStr::new(""));
+    let built = Cli::try_parse_from(["e2e"]).unwrap();
+    let e = Plan::new(&built.args, &i).unwrap_err().to_string();
+    assert!(e.contains("--echo-image documented"), "{e}");
+    let documented = Cli::try_parse_from(["e2e", "--echo-image", "documented"]).unwrap();
+    let p = Plan::new(&documented.args, &i).unwrap();
+    assert!(p.step(StepId::EchoImage).is_none());
+}
+
+#[test]
+fn step_1_checks_nextest_and_the_host_ports_before_kind_is_made() {
+    let p = plan(&["--http-port", "8080", "--https-port", "8443"]).unwrap();
+    assert!(has(&p, "prerequisites: cargo nextest --version >= 0.9.77"));
+    assert!(has(
+        &p,
+        "prerequisites: ports free 127.0.0.1:8080,127.0.0.1:8443"
+    ));
+    prints(&p, &["--http-port 8081 --https-port 8444"]);
+    // A reused cluster holds those ports itself.
+    let reused = plan(&["--reuse"]).unwrap();
+    assert!(!signatures(&reused).iter().any(|s| s.contains("ports free")));
+}
+
+#[test]
+fn kind_s_wait_is_followed_by_a_real_node_wait_and_the_admission_secret_is_checked() {
+    let p = plan(&[]).unwrap();
+    let sigs = signatures(&p);
+    let create = sigs
+        .iter()
+        .position(|s| s.ends_with("kind create cluster --name"))
+        .unwrap();
+    assert!(sigs[create + 1].ends_with("wait nodes"), "{sigs:#?}");
+    assert!(has(
+        &p,
+        "wait exists Secret ingress-nginx/ingress-nginx-admission"
+    ));
+    prints(&p, &["~ wait up to 120 s: every Node Ready"]);
+}
+
+#[test]
+fn the_dry_run_names_the_pinned_node_image_and_where_its_digest_came_from() {
+    let p = plan(&[]).unwrap();
+    prints(
+        &p,
+        &[
+            pins::KIND_NODE_IMAGE,
+            "kind v0.32.0's release notes",
+            "cert-manager/makefile-modules",
+        ],
+    );
+}
