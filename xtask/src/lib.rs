@@ -66,7 +66,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => p,
                 None => wsgate_image::docker_server_platform(std::path::Path::new("docker"))?,
             };
-            let image = wsgate_image::ensure_image(&root, platform)?;
+            let image = wsgate_image::ensure_image(
+                &root,
+                &wsgate_image::BuildTarget::for_platform(platform)?,
+            )?;
             println!(
                 "{} {} ({:.1} MB, {})",
                 if image.built { "built" } else { "up to date:" },

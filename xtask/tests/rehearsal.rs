@@ -505,7 +505,7 @@ async fn tls_terminator(listener: TcpListener, tls_dirs: [PathBuf; 2], echo: Soc
 
 fn fake_image(
     _: &Path,
-    _: wsgate_image::Platform,
+    _: &wsgate_image::BuildTarget,
 ) -> Result<wsgate_image::Image, wsgate_image::ImageError> {
     let (repository, tag) = IMAGE.split_once(':').unwrap();
     Ok(wsgate_image::Image {

@@ -411,14 +411,15 @@ pub fn reference_for(root: &Path) -> String {
 
 /// [`ensure_image`] for the platform of the Docker server the `docker` on PATH talks to.
 pub fn ensure_image_for_server(root: &Path) -> Result<Image, ImageError> {
-    ensure_image(root, docker_server_platform(Path::new("docker"))?)
+    let platform = docker_server_platform(Path::new("docker"))?;
+    ensure_image(root, &BuildTarget::for_platform(platform)?)
 }
 
-/// Builds the binary for `platform`, then the image unless one with the same tag and binary
-/// is already there.
-pub fn ensure_image(root: &Path, platform: Platform) -> Result<Image, ImageError> {
+/// Builds the binary for `target`, then the image unless one with the same tag and binary is
+/// already there.
+pub fn ensure_image(root: &Path, target: &BuildTarget) -> Result<Image, ImageError> {
     docker_server_version()?;
-    let target = BuildTarget::for_platform(platform)?;
+    let platform = target.platform;
     if !target.installed() {
         return Err(ImageError::Unsupported {
             platform: platform.to_string(),
@@ -428,7 +429,7 @@ pub fn ensure_image(root: &Path, platform: Platform) -> Result<Image, ImageError
             ),
         });
     }
-    let binary = build_static_binary(root, &target)?;
+    let binary = build_static_binary(root, target)?;
     let digest = sha256_file(&binary)?;
     let tag = tag(env!("CARGO_PKG_VERSION"), &git_sha(root));
     let reference = format!("{REPOSITORY}:{tag}");

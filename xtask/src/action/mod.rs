@@ -54,10 +54,10 @@ pub enum Action {
         cert: PathBuf,
         key: PathBuf,
     },
-    /// The echo image (static binary for `platform`, FROM scratch), built unless up to date.
+    /// The echo image (static binary for `target`, FROM scratch), built unless up to date.
     EnsureImage {
         reference: String,
-        platform: wsgate_image::Platform,
+        target: wsgate_image::BuildTarget,
     },
     /// A tool at least this version, else the run stops with `hint`.
     RequireVersion {
@@ -160,10 +160,9 @@ impl Action {
             },
             Self::Nextest(n) => format!("nextest {}", n.filterset),
             Self::GenerateCert { hosts, .. } => format!("certificate {}", hosts.join(",")),
-            Self::EnsureImage {
-                reference,
-                platform,
-            } => format!("image {reference} {platform}"),
+            Self::EnsureImage { reference, target } => {
+                format!("image {reference} {}", target.platform)
+            }
             Self::RequireVersion { cmd, at_least, .. } => {
                 format!("{} >= {at_least}", cmd_signature(cmd))
             }
@@ -220,12 +219,14 @@ impl Action {
                 cert.display(),
                 key.display()
             )],
-            Self::EnsureImage {
-                reference,
-                platform,
-            } => vec![format!(
-                "$ cargo xtask image --platform {platform}   # {reference}: static wsgate-echo for {platform} ({}), FROM scratch; built unless up to date",
-                platform.rust_target()
+            Self::EnsureImage { reference, target } => vec![format!(
+                "$ cargo xtask image --platform {p}   # {reference}: static wsgate-echo for {p} (cargo build --release --target {}{}), FROM scratch; built unless up to date",
+                target.triple,
+                target
+                    .linker
+                    .map(|l| format!(", linked by {l}"))
+                    .unwrap_or_default(),
+                p = target.platform,
             )],
             Self::RequireVersion {
                 cmd,

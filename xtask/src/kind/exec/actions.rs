@@ -123,11 +123,8 @@ impl Exec<'_> {
                     key.display()
                 );
             }
-            Action::EnsureImage {
-                reference,
-                platform,
-            } => {
-                let image = (self.opts.build_image)(&self.opts.root, *platform)?;
+            Action::EnsureImage { reference, target } => {
+                let image = (self.opts.build_image)(&self.opts.root, target)?;
                 anyhow::ensure!(
                     image.reference() == *reference,
                     "the image built is {}, the plan named {reference} (did HEAD change during the run?)",

@@ -180,7 +180,7 @@ impl<'a> Builder<'a> {
             steps.extend(self.own_steps(own)?);
         } else {
             if self.echo_image() == EchoImage::Built {
-                steps.push(self.image_step());
+                steps.push(self.image_step()?);
             }
             if self.args.reuse {
                 steps.push(self.reset_reused());

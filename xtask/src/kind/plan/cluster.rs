@@ -218,18 +218,24 @@ impl Builder<'_> {
         Self::step(StepId::IngressNginx, actions)
     }
 
-    pub(super) fn image_step(&self) -> Step {
+    pub(super) fn image_step(&self) -> anyhow::Result<Step> {
         let image = &self.inputs.image;
-        Self::step(
+        let target = self
+            .inputs
+            .echo
+            .target
+            .clone()
+            .map_err(|why| anyhow::anyhow!("{why}"))?;
+        Ok(Self::step(
             StepId::EchoImage,
             vec![
                 Action::EnsureImage {
                     reference: image.clone(),
-                    platform: self.inputs.echo.platform,
+                    target,
                 },
                 self.load_image(image),
             ],
-        )
+        ))
     }
 
     /// `kind load docker-image`, with an image-archive fallback (saved for this platform only:

@@ -478,7 +478,7 @@ fn a_docker_server_on_linux_arm64_gets_an_aarch64_linux_echo_build() {
         &p,
         &[
             "$ cargo xtask image --platform linux/arm64",
-            "aarch64-unknown-linux-musl",
+            &format!("cargo build --release --target {}", target.triple),
             "docker save --platform linux/arm64",
         ],
     );
