@@ -25,6 +25,8 @@ pub enum Command {
     LocalUp(LocalUpArgs),
     /// Build the echo server image (static binary, FROM scratch), tagged <version>-<git sha>.
     Image(ImageArgs),
+    /// Run the test suite several times and print its wall time against its longest test.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -152,6 +154,19 @@ pub struct ImageArgs {
     /// an Apple-silicon Mac).
     #[arg(long)]
     pub platform: Option<wsgate_image::Platform>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// How many runs, one after another.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Keep every core busy with another process during each run.
+    #[arg(long)]
+    pub load: bool,
+    /// The nextest profile (`ci` adds the 240 s reload case).
+    #[arg(long, default_value = "default")]
+    pub profile: String,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -1,6 +1,7 @@
 //! The tasks behind `cargo xtask`, one module per concern; `main.rs` only parses flags.
 
 pub mod action;
+pub mod bench;
 pub mod flags;
 pub mod kind;
 pub mod local;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::E2e(args) => kind::run(&args, &root),
         Command::Test(args) => setup::run_tests(&args, &root),
         Command::LocalUp(args) => local_up::run(args),
+        Command::Bench(args) => bench::run(&args, &root),
         Command::Image(args) => {
             let platform = match args.platform {
                 Some(p) => p,
