@@ -52,9 +52,28 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// What `cargo xtask e2e --dry-run` prints for `args`, from `inputs` (this machine's, or fixed
+/// ones in a test): the plan of whichever tier the flags choose. Nothing is changed.
+pub fn dry_run(args: &flags::E2eArgs, inputs: &kind::plan::Inputs) -> anyhow::Result<String> {
+    if args.local && !args.own.manifests.is_empty() {
+        let (w, notices) = own::load(&args.own)?;
+        return own::describe(&w, &notices, &args.own);
+    }
+    if args.local {
+        let actions = local::actions(&inputs.root, &inputs.tools.cargo, &args.profile);
+        return Ok(local::render(&inputs.root, &actions));
+    }
+    Ok(kind::plan::Plan::new(&args.kind, inputs)?.render())
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let root = workspace_root();
     match cli.command {
+        Command::E2e(args) if args.dry_run => {
+            let inputs = kind::plan::Inputs::for_machine(&args.own, &args.profile, &root)?;
+            print!("{}", dry_run(&args, &inputs)?);
+            Ok(())
+        }
         Command::E2e(args) if args.local && !args.own.manifests.is_empty() => {
             own::run_local(&args, &root)
         }

@@ -12,8 +12,8 @@ use crate::report;
 /// tier's (which needs Docker, not nginx), and the echo server's bad-input rows.
 pub const LOCAL_FILTER: &str = "(package(wsgate-e2e) and not (binary(cluster) | binary(faults) | binary(rollout) | binary(container))) | binary_id(wsgate-echo::bad_input)";
 
-/// The local run's actions: reset the rows, run the tests.
-pub fn actions(root: &Path, profile: &str) -> Vec<Action> {
+/// The local run's actions: reset the rows, run the tests (with `cargo`).
+pub fn actions(root: &Path, cargo: &Path, profile: &str) -> Vec<Action> {
     let rows = rows_dir(root);
     vec![
         Action::Reset {
@@ -21,10 +21,7 @@ pub fn actions(root: &Path, profile: &str) -> Vec<Action> {
             recreate: true,
         },
         Action::Nextest(Nextest {
-            cargo: crate::kind::tools::which(
-                "cargo",
-                &std::env::var_os("PATH").unwrap_or_default(),
-            ),
+            cargo: cargo.to_owned(),
             manifest_path: root.join("Cargo.toml"),
             packages: Vec::new(),
             profile: profile.into(),
@@ -47,21 +44,25 @@ fn rows_dir(root: &Path) -> PathBuf {
     report_dir(root).join("rows")
 }
 
-pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
-    let actions = actions(root, &args.profile);
-    if args.dry_run {
-        for (i, a) in actions.iter().enumerate() {
-            for line in a.lines() {
-                println!("[{}] {line}", i + 1);
-            }
+/// What `--local --dry-run` prints: each action's lines, numbered, then the report.
+pub fn render(root: &Path, actions: &[Action]) -> String {
+    let mut out = String::new();
+    for (i, a) in actions.iter().enumerate() {
+        for line in a.lines() {
+            out.push_str(&format!("[{}] {line}\n", i + 1));
         }
-        println!(
-            "[{}] # print the idle-survival table; write {}",
-            actions.len() + 1,
-            report_dir(root).join("report.md").display()
-        );
-        return Ok(());
     }
+    out.push_str(&format!(
+        "[{}] # print the idle-survival table; write {}\n",
+        actions.len() + 1,
+        report_dir(root).join("report.md").display()
+    ));
+    out
+}
+
+pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
+    let cargo = crate::kind::tools::which("cargo", &std::env::var_os("PATH").unwrap_or_default());
+    let actions = actions(root, &cargo, &args.profile);
     let start = Instant::now();
     let mut failed = None;
     for action in &actions {

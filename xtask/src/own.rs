@@ -82,10 +82,6 @@ pub fn check_strict(strict: bool, notices: &[String]) -> anyhow::Result<()> {
 pub fn run_local(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
     let own = &args.own;
     let (w, notices) = load(own)?;
-    if args.dry_run {
-        print!("{}", describe(&w, &notices, own)?);
-        return Ok(());
-    }
     check_strict(args.kind.strict, &notices)?;
     let dir = root.join("target/wsgate/local");
     let rows_dir = dir.join("rows");

@@ -134,7 +134,9 @@ fn an_existing_cluster_selects_the_same_tests() {
 #[test]
 fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
     for (profile, except) in [("default", &["long_reload::"][..]), ("ci", &[][..])] {
-        let actions = xtask::local::actions(&root(), profile);
+        let cargo =
+            xtask::kind::tools::which("cargo", &std::env::var_os("PATH").unwrap_or_default());
+        let actions = xtask::local::actions(&root(), &cargo, profile);
         let Some(Action::Nextest(n)) = actions.iter().find(|a| matches!(a, Action::Nextest(_)))
         else {
             panic!("the local plan runs nextest");

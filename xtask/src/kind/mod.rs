@@ -10,12 +10,8 @@ use std::path::Path;
 
 use crate::flags::E2eArgs;
 
-/// `cargo xtask e2e` on kind or an existing cluster: print the plan, or run it.
+/// `cargo xtask e2e` on kind or an existing cluster: run the plan.
 pub fn run(args: &E2eArgs, root: &Path) -> anyhow::Result<()> {
     let plan = plan::Plan::for_machine(&args.kind, &args.own, &args.profile, root)?;
-    if args.dry_run {
-        print!("{}", plan.render());
-        return Ok(());
-    }
     exec::run(&plan, &exec::Options::real(root))
 }

@@ -151,6 +151,48 @@ pub struct Inputs {
     pub nextest_version: Option<String>,
 }
 
+impl Inputs {
+    /// This machine's: tools from PATH (and the tools folder), the shipped pins, the default
+    /// deadlines, the Docker server's platform, `--manifests` loaded.
+    pub fn for_machine(
+        own: &crate::flags::OwnArgs,
+        profile: &str,
+        root: &Path,
+    ) -> anyhow::Result<Self> {
+        let search = std::env::var_os("PATH").unwrap_or_default();
+        let tools = super::tools::resolve(&search, &root.join("target/wsgate/tools"));
+        let echo = EchoBuild::detect(&tools.docker, &search);
+        let nextest_version = crate::action::Cmd::new(&tools.cargo)
+            .args(["nextest", "--version"])
+            .output()
+            .ok()
+            .and_then(|out| out.split_whitespace().nth(1).map(str::to_owned));
+        Ok(Self {
+            root: root.to_owned(),
+            profile: profile.to_owned(),
+            tools,
+            deadlines: Deadlines::default(),
+            manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
+            image: wsgate_image::reference_for(root),
+            default_kubeconfig: std::env::var_os("KUBECONFIG")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
+                }),
+            own: if own.manifests.is_empty() {
+                None
+            } else {
+                Some(Own::new(
+                    own.clone(),
+                    wsgate_manifests::Workload::load(&own.manifests)?,
+                )?)
+            },
+            echo,
+            nextest_version,
+        })
+    }
+}
+
 /// How this machine builds the echo image: for the Docker server's platform, with which Rust
 /// target, and whether that target is installed.
 #[derive(Debug, Clone)]
@@ -264,37 +306,7 @@ impl Plan {
         profile: &str,
         root: &Path,
     ) -> anyhow::Result<Self> {
-        let search = std::env::var_os("PATH").unwrap_or_default();
-        let tools = super::tools::resolve(&search, &root.join("target/wsgate/tools"));
-        let echo = EchoBuild::detect(&tools.docker, &search);
-        let nextest_version = crate::action::Cmd::new(&tools.cargo)
-            .args(["nextest", "--version"])
-            .output()
-            .ok()
-            .and_then(|out| out.split_whitespace().nth(1).map(str::to_owned));
-        let inputs =
-            Inputs {
-                root: root.to_owned(),
-                profile: profile.to_owned(),
-                tools,
-                deadlines: Deadlines::default(),
-                manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
-                image: wsgate_image::reference_for(root),
-                default_kubeconfig: std::env::var_os("KUBECONFIG").map(PathBuf::from).or_else(
-                    || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")),
-                ),
-                own: if own.manifests.is_empty() {
-                    None
-                } else {
-                    Some(Own::new(
-                        own.clone(),
-                        wsgate_manifests::Workload::load(&own.manifests)?,
-                    )?)
-                },
-                echo,
-                nextest_version,
-            };
-        Self::new(args, &inputs)
+        Self::new(args, &Inputs::for_machine(own, profile, root)?)
     }
 
     pub fn new(args: &KindArgs, inputs: &Inputs) -> anyhow::Result<Self> {

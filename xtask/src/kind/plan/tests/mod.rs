@@ -430,6 +430,7 @@ fn on_failure_collects_diagnostics_the_controller_s_nginx_conf_and_kind_s_logs()
 }
 
 mod own;
+mod snapshot;
 
 /// A `docker` that answers `version --format {{.Server.Os}}/{{.Server.Arch}}` with `platform`.
 fn docker_reporting(dir: &std::path::Path, platform: &str) -> std::path::PathBuf {
