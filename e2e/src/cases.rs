@@ -15,10 +15,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// millisecond there, so half a second either way is generous and still tells 2 s from 3 s.
 pub const HALF_SECOND: Duration = Duration::from_millis(500);
 
-/// How early a cut may come: nginx skips re-arming a timer when the new expiry is less than
-/// 300 ms (`NGX_TIMER_LAZY_DELAY`) from the old one, so the handshake and the first echo, a few
-/// ms apart, share one expiry that can precede "last traffic" seen by the client.
-pub const LAZY_TIMER_EARLY: Duration = Duration::from_millis(300);
+pub use wsgate_local::LAZY_TIMER_EARLY;
 
 /// Connects and does one echo, so "last traffic" is well defined; panics with the target's
 /// diagnostics on failure.

@@ -1,13 +1,11 @@
-//! Shared pieces of the end-to-end tests: the env contract with xtask, the target (local or
-//! cluster), TLS set-up, time budgets and test bodies. Rows go to the report (`wsgate-report`).
+//! Test support for the end-to-end tests, and nothing else depends on it: the target a test
+//! dials (a local nginx it starts, or a cluster the runner prepared), time budgets and shared
+//! test bodies. The contract with the runner is `wsgate-contract`; rows go to `wsgate-report`.
 
 pub mod budget;
 pub mod cases;
-pub mod env;
-pub mod own;
 pub mod target;
-pub mod tls;
 
-pub use env::Phase;
 pub use target::{Target, TargetError};
+pub use wsgate_contract::{self as env, Phase};
 pub use wsgate_report::{self as report, Expect, Observed, Row};

@@ -3,19 +3,15 @@
 //! Tests ask for an endpoint (scheme + Ingress variant) and a trust; only how the target comes to
 //! exist differs between tiers, so the kind tier runs this very test code.
 
-use std::collections::BTreeMap;
-
 use rustls_pki_types::CertificateDer;
-use wsgate_echo::{EchoConfig, EchoServer, RunningEcho};
-use wsgate_local::{LocalIngress, LocalIngressSpec, ServiceRef};
-use wsgate_manifests::{ControllerConfig, Documented, Variant, apply_tls};
-use wsgate_probe::{Endpoint, Probe, Scheme, Trust};
-
-use crate::env::{
+use wsgate_contract::{
     ENV_HTTP_ADDR, ENV_HTTPS_ADDR, ENV_PHASE, ENV_TARGET, ENV_TRUST, EnvError, Phase, required,
     tier_label,
 };
-use crate::tls::{TlsSetup, secret_for};
+use wsgate_echo::{EchoConfig, EchoServer, RunningEcho};
+use wsgate_local::LocalIngress;
+use wsgate_manifests::{ControllerConfig, Variant};
+use wsgate_probe::{Endpoint, Probe, Scheme, Trust};
 
 /// Why a target could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +35,8 @@ pub enum TargetError {
     Local(#[from] wsgate_local::LocalError),
     #[error(transparent)]
     Tls(#[from] wsgate_tls::TlsError),
+    #[error(transparent)]
+    Workload(#[from] wsgate_workload::WorkloadError),
 }
 
 /// Where the ingress is and what to trust. Dropping a local target stops what it started.
@@ -124,44 +122,27 @@ impl Target {
 
     /// Starts an echo server and nginx rendered from the documented manifests and `options`.
     pub async fn local(options: LocalOptions) -> Result<Self, TargetError> {
-        let documented = Documented::shipped()?;
         let echo = EchoServer::bind(
             "127.0.0.1:0".parse().expect("loopback"),
             options.echo.clone(),
         )
         .await?
         .spawn();
-        let mut ingresses: Vec<_> = options
-            .variants
-            .iter()
-            .map(|v| v.ingress(&documented.ingress))
-            .collect();
-        let mut spec = LocalIngressSpec {
-            config: options.config.clone(),
-            backends: BTreeMap::from([(
-                ServiceRef::new(
-                    wsgate_manifests::DOCUMENTED_NAMESPACE,
-                    wsgate_manifests::DOCUMENTED_SERVICE,
-                    wsgate_manifests::DOCUMENTED_PORT.into(),
-                ),
-                echo.addr(),
-            )]),
-            ..Default::default()
-        };
-        let mut trust = Vec::new();
-        if options.phase == Phase::Tls {
-            let tls = TlsSetup::generate(&options.variants)?;
-            for (ing, v) in ingresses.iter_mut().zip(&options.variants) {
-                apply_tls(ing, &[&v.host], secret_for(v));
-            }
-            spec.secrets = tls.secrets(wsgate_manifests::DOCUMENTED_NAMESPACE);
-            trust = tls.certs();
-        }
-        spec.ingresses = ingresses;
+        let documented = wsgate_workload::documented::spec(
+            options.phase,
+            &options.variants,
+            &options.config,
+            echo.addr(),
+        )?;
+        let trust = documented
+            .tls
+            .as_ref()
+            .map(wsgate_workload::TlsSetup::certs)
+            .unwrap_or_default();
         // Synchronous (fork, `nginx -t`, readiness poll; ~100 ms), and deliberately on this
         // thread: nginx's parent-death signal is tied to the thread that forks it, and a
         // spawn_blocking thread exits when idle, which would take nginx down with it.
-        let nginx = LocalIngress::start(&spec)?;
+        let nginx = LocalIngress::start(&documented.spec)?;
         Ok(Self {
             http: nginx.http_addr().to_string(),
             https: nginx.https_addr().to_string(),

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::action::Cmd;
 use crate::flags::BenchArgs;
-use crate::kind::tools::which;
+use wsgate_runner::action::Cmd;
+use wsgate_runner::tools::which;
 
 /// One test's end, as nextest's libtest JSON reports it.
 #[derive(Debug, Clone, PartialEq)]

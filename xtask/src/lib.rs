@@ -1,14 +1,9 @@
-//! The tasks behind `cargo xtask`, one module per concern; `main.rs` only parses flags.
+//! `cargo xtask`: argument parsing, dispatch to the runner, and machine set-up; `main.rs` only
+//! parses flags. The product is in `wsgate-runner`; the chores here are setting a machine up
+//! for the tests (`setup`) and measuring them (`bench`).
 
-pub mod action;
 pub mod bench;
 pub mod flags;
-pub mod kind;
-pub mod local;
-pub mod local_up;
-pub mod own;
-pub mod progress;
-pub mod report;
 pub mod setup;
 
 use std::path::PathBuf;
@@ -16,24 +11,7 @@ use std::path::PathBuf;
 pub use flags::Cli;
 use flags::Command;
 
-/// The variables `cargo run` sets for xtask itself (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, ...).
-/// A cargo started with them in its environment rebuilds crates that read them, so the
-/// commands xtask runs would not do what the same lines do when pasted into a shell.
-pub fn cargo_run_vars() -> impl Iterator<Item = std::ffi::OsString> {
-    std::env::vars_os().map(|(k, _)| k).filter(|k| {
-        let k = k.to_string_lossy();
-        k.starts_with("CARGO_PKG_")
-            || k.starts_with("CARGO_BIN_")
-            || matches!(
-                k.as_ref(),
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR"
-            )
-    })
-}
+pub use wsgate_runner::cargo_run_vars;
 
 /// Removes [`cargo_run_vars`] from this process's environment. Call it first thing in `main`,
 /// while no other thread runs.
@@ -52,35 +30,12 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// What `cargo xtask e2e --dry-run` prints for `args`, from `inputs` (this machine's, or fixed
-/// ones in a test): the plan of whichever tier the flags choose. Nothing is changed.
-pub fn dry_run(args: &flags::E2eArgs, inputs: &kind::plan::Inputs) -> anyhow::Result<String> {
-    if args.local && !args.own.manifests.is_empty() {
-        let (w, notices) = own::load(&args.own)?;
-        return own::describe(&w, &notices, &args.own);
-    }
-    if args.local {
-        let actions = local::actions(&inputs.root, &inputs.tools.cargo, &args.profile);
-        return Ok(local::render(&inputs.root, &actions));
-    }
-    Ok(kind::plan::Plan::new(&args.kind, inputs)?.render())
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let root = workspace_root();
     match cli.command {
-        Command::E2e(args) if args.dry_run => {
-            let inputs = kind::plan::Inputs::for_machine(&args.own, &args.profile, &root)?;
-            print!("{}", dry_run(&args, &inputs)?);
-            Ok(())
-        }
-        Command::E2e(args) if args.local && !args.own.manifests.is_empty() => {
-            own::run_local(&args, &root)
-        }
-        Command::E2e(args) if args.local => local::run(&args, &root),
-        Command::E2e(args) => kind::run(&args, &root),
-        Command::Test(args) => setup::run_tests(&args, &root),
-        Command::LocalUp(args) => local_up::run(args),
+        Command::E2e(args) => Ok(wsgate_runner::e2e(&args, &root)?),
+        Command::Test(args) => Ok(setup::run_tests(&args, &root)?),
+        Command::LocalUp(args) => wsgate_runner::local_up::run(args),
         Command::Bench(args) => bench::run(&args, &root),
         Command::Image(args) => {
             let platform = match args.platform {

@@ -16,7 +16,13 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            // The runner says which exit a failure is (see the README's exit codes).
+            let code = e
+                .downcast_ref::<wsgate_runner::exit::RunError>()
+                .map_or(wsgate_runner::exit::Exit::SetupFailed.code(), |r| {
+                    r.exit.code()
+                });
+            ExitCode::from(code)
         }
     }
 }

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use wsgate_wait::{Check, Wait};
 
-use crate::action::Cmd;
 use crate::flags::TestArgs;
-use crate::kind::tools::which;
+use wsgate_runner::action::Cmd;
+use wsgate_runner::exit::{RunError, nextest_exit};
+use wsgate_runner::tools::which;
 
 /// How long a freshly started dockerd may take to answer.
 const DOCKERD_DEADLINE: Duration = Duration::from_secs(60);
@@ -288,11 +289,11 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
             bail!("{still} is still missing after apt-get install");
         }
     }
-    let min = crate::kind::plan::NEXTEST_MIN;
+    let min = wsgate_runner::plan::NEXTEST_MIN;
     let too_old = found
         .nextest
         .as_deref()
-        .is_some_and(|v| !crate::kind::exec::version_at_least(nextest_version(v), min));
+        .is_some_and(|v| !wsgate_runner::exec::version_at_least(nextest_version(v), min));
     if found.nextest.is_none() || too_old {
         eprintln!(
             "installing cargo-nextest {}(a few minutes of compiling)",
@@ -323,8 +324,9 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
 }
 
 /// `cargo xtask test`: set up, then `cargo nextest run --workspace` with the given arguments.
-pub fn run_tests(args: &TestArgs, root: &Path) -> anyhow::Result<()> {
-    prepare(root)?;
+/// A set-up failure exits 3, failing tests 1 (as `cargo xtask e2e` does).
+pub fn run_tests(args: &TestArgs, root: &Path) -> Result<(), RunError> {
+    prepare(root).map_err(RunError::setup)?;
     if args.setup_only {
         return Ok(());
     }
@@ -334,7 +336,13 @@ pub fn run_tests(args: &TestArgs, root: &Path) -> anyhow::Result<()> {
         .args(["nextest", "run", "--workspace", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .args(&args.nextest);
-    run(&nextest).context("tests failed")
+    eprintln!("  $ {nextest}");
+    nextest.run().map_err(|e| {
+        RunError::new(
+            nextest_exit(e.exit_code()),
+            anyhow::Error::from(e).context("tests failed"),
+        )
+    })
 }
 
 #[cfg(test)]

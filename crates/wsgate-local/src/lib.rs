@@ -17,3 +17,8 @@ pub use model::{
 };
 pub use process::{STOP_DEADLINE, group_members};
 pub use render::{Rendered, render};
+
+/// How early an idle cut may come: nginx skips re-arming a timer when the new expiry is less
+/// than 300 ms (`NGX_TIMER_LAZY_DELAY`) from the old one, so the handshake and the first echo,
+/// a few ms apart, share one expiry that can precede "last traffic" seen by the client.
+pub const LAZY_TIMER_EARLY: std::time::Duration = std::time::Duration::from_millis(300);

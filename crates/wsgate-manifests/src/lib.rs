@@ -15,7 +15,10 @@ pub use annotations::{
 pub use controller::{ControllerConfig, ControllerConfigError};
 pub use documented::Documented;
 pub use load::{ManifestError, Object, load_documents};
-pub use tls::{DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, apply_tls, tls_patch, tls_secret};
+pub use tls::{
+    DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, VARIANTS_TLS_SECRET, apply_tls, derived_hosts,
+    secret_for, tls_patch, tls_secret,
+};
 pub use variants::{Variant, derive_ingress};
 pub use workload::notices::Notice;
 pub use workload::rules::{Rule, tls_secret_hosts, uses_regex};

@@ -10,6 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 /// The Secret name the document uses.
 pub const TLS_SECRET_NAME: &str = "nginx-ingress-tls";
 
+/// The Secret the suite uses for the derived variants' hosts (the document's certificate
+/// covers only `test.example.com`).
+pub const VARIANTS_TLS_SECRET: &str = "wsgate-variants-tls";
+
 /// The document's patch, byte for byte:
 /// `kubectl patch ingress ws -p '{"spec":{"tls":[{"hosts":["test.example.com"],"secretName":"nginx-ingress-tls"}]}}'`.
 pub const DOCUMENTED_TLS_PATCH: &str =
@@ -48,6 +52,24 @@ pub fn tls_secret(name: &str, namespace: &str, cert_pem: &str, key_pem: &str) ->
         ])),
         ..Default::default()
     }
+}
+
+/// The Secret that covers `variant`'s host.
+pub fn secret_for(variant: &crate::Variant) -> &'static str {
+    if variant.host == crate::DOCUMENTED_HOST {
+        TLS_SECRET_NAME
+    } else {
+        VARIANTS_TLS_SECRET
+    }
+}
+
+/// The hosts other than the documented one, which share the variants' certificate.
+pub fn derived_hosts(variants: &[crate::Variant]) -> Vec<&str> {
+    variants
+        .iter()
+        .filter(|v| v.host != crate::DOCUMENTED_HOST)
+        .map(|v| v.host.as_str())
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::Row;
 
-/// Directory each test writes its report rows into (set by `cargo xtask`), one JSON file per row.
-pub const ENV_REPORT_DIR: &str = "WSGATE_REPORT_DIR";
+pub use wsgate_contract::{ENV_REPORT_DIR, report_dir};
 
 /// A row that could not be written or read back.
 #[derive(Debug, thiserror::Error)]
@@ -20,11 +19,6 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
-}
-
-/// The report directory, when xtask set one.
-pub fn report_dir() -> Option<PathBuf> {
-    std::env::var_os(ENV_REPORT_DIR).map(PathBuf::from)
 }
 
 impl Row {

@@ -1,0 +1,177 @@
+//! Each nextest step, run as `cargo nextest list` with the very same arguments, selects the
+//! tests it claims. nextest ANDs a profile's `default-filter` with `--filterset` unless told
+//! otherwise, and a step that selects nothing exits 4: both have broken the kind tier before.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use wsgate_contract::Phase;
+use wsgate_runner::action::{Action, Listed, Nextest, NextestMode, listed};
+use wsgate_runner::options::E2eArgs;
+use wsgate_runner::plan::{Plan, StepId};
+
+/// `cargo xtask`'s command line, as far as `e2e` goes.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    E2e(Box<E2eArgs>),
+}
+
+fn root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root")
+}
+
+/// Every workspace test, as `cargo nextest list` with the step's own arguments reports it.
+fn list(n: &Nextest) -> Vec<Listed> {
+    // The test harness's own CARGO_PKG_* variables would make cargo rebuild; a person's shell
+    // (and xtask, which drops them at start) has none.
+    let mut cmd = n.cmd(NextestMode::List).command();
+    for k in wsgate_runner::cargo_run_vars() {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    listed(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// Asserts that exactly the tests of `binaries` (binary ids) are selected, minus those whose
+/// name contains one of `except`.
+fn selects_exactly(listed: &[Listed], binaries: &[&str], except: &[&str], what: &str) {
+    assert!(listed.iter().any(|t| t.selected), "{what} selects no test");
+    for t in listed {
+        let want =
+            binaries.contains(&t.binary_id.as_str()) && !except.iter().any(|e| t.name.contains(e));
+        assert_eq!(
+            t.selected, want,
+            "{what}: {} {} selected={}, expected {want}",
+            t.binary_id, t.name, t.selected
+        );
+    }
+}
+
+fn has(listed: &[Listed], binary_id: &str, name: &str) -> bool {
+    listed
+        .iter()
+        .any(|t| t.binary_id == binary_id && t.name == name && t.selected)
+}
+
+fn kind_plan(profile: &str, flags: &[&str]) -> Plan {
+    let cli = Cli::try_parse_from(["cargo-xtask", "e2e"].iter().chain(flags)).unwrap();
+    let Command::E2e(args) = cli.command;
+    Plan::for_machine(&args.kind, &args.own, profile, &root()).unwrap()
+}
+
+fn check_kind_plan(profile: &str) {
+    let plan = kind_plan(profile, &[]);
+    let steps = plan.nextest_actions();
+    assert_eq!(steps.len(), 4);
+    for (step, n) in steps {
+        let listed = list(n);
+        match step {
+            StepId::Tests(Phase::Plain) => {
+                selects_exactly(
+                    &listed,
+                    &["wsgate-e2e::cluster", "wsgate-e2e::plain"],
+                    &[],
+                    "phase 1",
+                );
+                for (b, t) in [
+                    ("cluster", "documented_deployment_becomes_ready"),
+                    ("cluster", "documented_ingress_gets_an_endpoint"),
+                    ("plain", "ws_echoes_text_and_binary_unchanged"),
+                    (
+                        "plain",
+                        "long_idle::ws_idle_connection_is_cut_at_default_read_timeout",
+                    ),
+                ] {
+                    assert!(
+                        has(&listed, &format!("wsgate-e2e::{b}"), t),
+                        "phase 1 misses {b} {t}"
+                    );
+                }
+            }
+            StepId::Tests(Phase::Tls) => {
+                selects_exactly(&listed, &["wsgate-e2e::tls"], &[], "phase 2");
+                assert!(has(
+                    &listed,
+                    "wsgate-e2e::tls",
+                    "wss_echoes_with_the_certificate_verified"
+                ));
+            }
+            StepId::Faults => selects_exactly(&listed, &["wsgate-e2e::faults"], &[], "faults"),
+            StepId::Rollout => selects_exactly(&listed, &["wsgate-e2e::rollout"], &[], "rollout"),
+            other => panic!("unexpected nextest step {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn kind_steps_select_their_tests_under_the_ci_profile() {
+    check_kind_plan("ci");
+}
+
+#[test]
+fn kind_steps_select_their_tests_under_the_default_profile() {
+    check_kind_plan("default");
+}
+
+#[test]
+fn an_existing_cluster_selects_the_same_tests() {
+    let plan = kind_plan("ci", &["--kubeconfig", "/k", "--ingress-address", "lb"]);
+    let kind = kind_plan("ci", &[]);
+    let filters = |p: &Plan| -> Vec<(String, bool)> {
+        p.nextest_actions()
+            .iter()
+            .filter(|(id, _)| *id != StepId::Rollout)
+            .map(|(_, n)| (n.filterset.clone(), n.ignore_default_filter))
+            .collect()
+    };
+    // The same, but for the controller restart: the suite never restarts a controller it did
+    // not install.
+    assert_eq!(filters(&plan), filters(&kind));
+    assert!(plan.step(StepId::Rollout).is_none());
+}
+
+#[test]
+fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
+    for (profile, except) in [("default", &["long_reload::"][..]), ("ci", &[][..])] {
+        let cargo =
+            wsgate_runner::tools::which("cargo", &std::env::var_os("PATH").unwrap_or_default());
+        let actions = wsgate_runner::local::actions(&root(), &cargo, profile);
+        let Some(Action::Nextest(n)) = actions.iter().find(|a| matches!(a, Action::Nextest(_)))
+        else {
+            panic!("the local plan runs nextest");
+        };
+        let listed = list(n);
+        selects_exactly(
+            &listed,
+            &[
+                "wsgate-e2e::plain",
+                "wsgate-e2e::tls",
+                "wsgate-e2e::behaviour",
+                "wsgate-e2e::cleanup",
+                "wsgate-e2e::load",
+                "wsgate-e2e::workload",
+                "wsgate-e2e::http2",
+                "wsgate-e2e::heartbeats",
+                "wsgate-e2e::shutdown",
+                "wsgate-e2e",
+                "wsgate-echo::bad_input",
+            ],
+            except,
+            &format!("--local ({profile})"),
+        );
+    }
+}
