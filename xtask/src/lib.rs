@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let image = wsgate_image::ensure_image(
                 &root,
-                &wsgate_image::BuildTarget::for_platform(platform)?,
+                &wsgate_image::BinaryBuild::for_platform(platform)?,
             )?;
             println!(
                 "{} {} ({:.1} MB, {})",

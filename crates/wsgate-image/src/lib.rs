@@ -112,7 +112,7 @@ impl std::str::FromStr for Platform {
 
 /// How the echo binary is built for a platform, on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildTarget {
+pub struct BinaryBuild {
     pub platform: Platform,
     /// The Rust target triple.
     pub triple: String,
@@ -121,7 +121,7 @@ pub struct BuildTarget {
     pub linker: Option<&'static str>,
 }
 
-impl BuildTarget {
+impl BinaryBuild {
     /// For `platform`: the host's own triple, statically linked, when the host is that
     /// platform; else the platform's musl target, linked by `rust-lld`. The echo server has no
     /// C dependency, so no C cross compiler is needed.
@@ -343,7 +343,7 @@ pub fn tag(version: &str, sha: &str) -> String {
 
 /// Builds the echo server as a statically linked release binary for `target` and returns its
 /// path. `cargo` is the cargo to run (`$CARGO` under cargo, else `cargo`).
-pub fn build_static_binary(root: &Path, target: &BuildTarget) -> Result<PathBuf, ImageError> {
+pub fn build_static_binary(root: &Path, target: &BinaryBuild) -> Result<PathBuf, ImageError> {
     let triple = target.triple.as_str();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let var = |what: &str| {
@@ -412,12 +412,12 @@ pub fn reference_for(root: &Path) -> String {
 /// [`ensure_image`] for the platform of the Docker server the `docker` on PATH talks to.
 pub fn ensure_image_for_server(root: &Path) -> Result<Image, ImageError> {
     let platform = docker_server_platform(Path::new("docker"))?;
-    ensure_image(root, &BuildTarget::for_platform(platform)?)
+    ensure_image(root, &BinaryBuild::for_platform(platform)?)
 }
 
 /// Builds the binary for `target`, then the image unless one with the same tag and binary is
 /// already there.
-pub fn ensure_image(root: &Path, target: &BuildTarget) -> Result<Image, ImageError> {
+pub fn ensure_image(root: &Path, target: &BinaryBuild) -> Result<Image, ImageError> {
     docker_server_version()?;
     let platform = target.platform;
     if !target.installed() {
@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn a_windows_or_exotic_docker_server_names_the_documented_image() {
         for p in ["windows/amd64", "linux/s390x"] {
-            let e = BuildTarget::for_platform(Platform::parse(p).unwrap()).unwrap_err();
+            let e = BinaryBuild::for_platform(Platform::parse(p).unwrap()).unwrap_err();
             assert!(e.to_string().contains("--echo-image documented"), "{e}");
         }
     }
@@ -531,7 +531,7 @@ mod tests {
         } else {
             Platform::LINUX_ARM64
         };
-        let t = BuildTarget::for_platform(other).unwrap();
+        let t = BinaryBuild::for_platform(other).unwrap();
         assert_eq!(
             (t.triple.as_str(), t.linker),
             (other.rust_target(), Some("rust-lld"))

@@ -1,7 +1,7 @@
 //! How the local tier's nginx.conf compares with what ingress-nginx controller-v1.15.1 renders
 //! (`rootfs/etc/nginx/template/nginx.tmpl`, `internal/ingress/controller/config/config.go`),
-//! directive by directive along a WebSocket request's path. The README's table is generated
-//! from this list, and a test checks every directive marked the same is in the rendered file.
+//! directive by directive along a WebSocket request's path. docs/fidelity.md's table is
+//! generated from this list, and a test checks every directive marked the same is in the rendered file.
 
 /// How the local tier renders a directive compared with the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ pub const DIRECTIVES: &[Directive] = &[
     },
 ];
 
-/// The table of [`DIRECTIVES`] as Markdown, for the README.
+/// The table of [`DIRECTIVES`] as Markdown, for docs/fidelity.md.
 pub fn markdown_table() -> String {
     let mut out =
         String::from("| directive | controller-v1.15.1 renders | local tier |\n|---|---|---|\n");

@@ -47,15 +47,15 @@ pub fn cargo_run_vars() -> impl Iterator<Item = std::ffi::OsString> {
 /// What `cargo xtask e2e --dry-run` prints for `args`, from `inputs` (this machine's, or fixed
 /// ones in a test): the plan of whichever tier the flags choose. Nothing is changed.
 pub fn dry_run(args: &E2eArgs, inputs: &Inputs) -> anyhow::Result<String> {
-    if args.local && !args.own.manifests.is_empty() {
-        let (w, notices) = workload::load(&args.own)?;
-        return workload::describe(&w, &notices, &args.own);
+    if args.local && !args.workload.paths.is_empty() {
+        let (w, notices) = workload::load(&args.workload)?;
+        return workload::describe(&w, &notices, &args.workload);
     }
     if args.local {
         let actions = local::actions(&inputs.root, &inputs.tools.cargo, &args.profile);
         return Ok(local::render(&inputs.root, &actions));
     }
-    Ok(Plan::new(&args.kind, inputs)?.render())
+    Ok(Plan::new(&args.cluster, inputs)?.render())
 }
 
 /// `cargo xtask e2e`: print the plan (`--dry-run`), or run it on the tier the flags choose.
@@ -63,18 +63,18 @@ pub fn dry_run(args: &E2eArgs, inputs: &Inputs) -> anyhow::Result<String> {
 pub fn e2e(args: &E2eArgs, root: &Path) -> Result<(), RunError> {
     if args.dry_run {
         let inputs =
-            Inputs::for_machine(&args.own, &args.profile, root).map_err(RunError::input)?;
+            Inputs::for_machine(&args.workload, &args.profile, root).map_err(RunError::input)?;
         print!("{}", dry_run(args, &inputs).map_err(RunError::input)?);
         return Ok(());
     }
-    if args.local && !args.own.manifests.is_empty() {
+    if args.local && !args.workload.paths.is_empty() {
         return workload::run_local(args, root);
     }
     if args.local {
         return local::run(args, root);
     }
     // Made from the flags and the manifests before anything is run: what fails here is input.
-    let plan =
-        Plan::for_machine(&args.kind, &args.own, &args.profile, root).map_err(RunError::input)?;
+    let plan = Plan::for_machine(&args.cluster, &args.workload, &args.profile, root)
+        .map_err(RunError::input)?;
     exec::run(&plan, &exec::Options::real(root))
 }

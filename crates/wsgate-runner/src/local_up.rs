@@ -18,25 +18,25 @@ pub fn run(args: LocalUpArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if args.manifests.is_empty() {
+    if args.paths.is_empty() {
         rt.block_on(up(args))
     } else {
-        rt.block_on(up_own(args))
+        rt.block_on(up_workload(args))
     }
 }
 
-/// `local-up --manifests`: a team's own Ingresses, their backends where `--backend` names
+/// `local-up --workload`: a team's own Ingresses, their backends where `--backend` names
 /// them and the echo server elsewhere.
-async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
+async fn up_workload(args: LocalUpArgs) -> anyhow::Result<()> {
     let mut stops = watch_stops()?;
-    let own = crate::options::OwnArgs {
-        manifests: args.manifests.clone(),
+    let workload_args = crate::options::WorkloadArgs {
+        paths: args.paths.clone(),
         backends: args.backends.clone(),
         ..Default::default()
     };
-    let (w, notices) = crate::workload::load(&own)?;
+    let (w, notices) = crate::workload::load(&workload_args)?;
     let backends = wsgate_workload::Backends {
-        named: own.backends.iter().cloned().collect(),
+        named: workload_args.backends.iter().cloned().collect(),
         echo: false,
     };
     let local = wsgate_workload::start(&w, &backends, &[])
@@ -44,7 +44,7 @@ async fn up_own(args: LocalUpArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(wsgate_probe::chain(&e)))?;
     let mut nginx = local.nginx;
     println!(
-        "wsgate local tier is up with your manifests ({}): echo server {}; nginx pid {}; ws on {}, wss on {}",
+        "wsgate local tier is up with your workload ({}): echo server {}; nginx pid {}; ws on {}, wss on {}",
         w.files.join(", "),
         local.echo.addr(),
         nginx.pid(),

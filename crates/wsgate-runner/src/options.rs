@@ -1,5 +1,5 @@
 //! The runner's options, as clap arguments that a front end (`cargo xtask`) flattens into its
-//! command line: the e2e run (tier, cluster, your manifests) and `local-up`. Nothing here runs
+//! command line: the e2e run (tier, cluster, your workload) and `local-up`. Nothing here runs
 //! anything.
 
 use std::path::PathBuf;
@@ -16,19 +16,19 @@ pub struct E2eArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub own: OwnArgs,
+    pub workload: WorkloadArgs,
     #[command(flatten)]
-    pub kind: KindArgs,
+    pub cluster: ClusterArgs,
 }
 
-/// Flags for testing a team's own manifests instead of the document's.
+/// Flags for testing a team's own workload instead of the document's.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct OwnArgs {
-    /// Your manifests, a YAML file or a folder of them (repeatable): Deployments, Services,
-    /// Ingresses, TLS Secrets, the ingress-nginx-controller ConfigMap. They are tested
-    /// instead of the document's.
-    #[arg(long = "manifests", value_name = "PATH")]
-    pub manifests: Vec<PathBuf>,
+pub struct WorkloadArgs {
+    /// Your workload: a YAML file or a folder of manifests (repeatable): Deployments,
+    /// Services, Ingresses, TLS Secrets, the ingress-nginx-controller ConfigMap. They are
+    /// tested instead of the document's.
+    #[arg(long = "workload", visible_alias = "manifests", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// Local tier: a running server for a Service port, NAMESPACE/SERVICE:PORT=HOST:PORT
     /// (repeatable). Service ports without one are served by the echo server.
     #[arg(long = "backend", value_name = "SPEC", value_parser = parse_backend)]
@@ -83,7 +83,7 @@ pub enum EchoImage {
 
 /// Flags of `cargo xtask e2e` for the cluster tiers.
 #[derive(Debug, Clone, clap::Args)]
-pub struct KindArgs {
+pub struct ClusterArgs {
     /// kind cluster name.
     #[arg(long, default_value = "wsgate")]
     pub name: String,
@@ -128,9 +128,9 @@ pub struct LocalUpArgs {
     /// Where the certificate to trust is written.
     #[arg(long, default_value = "target/wsgate/local-up")]
     pub out: PathBuf,
-    /// Serve your manifests instead of the document's (repeatable; a file or a folder).
-    #[arg(long = "manifests", value_name = "PATH")]
-    pub manifests: Vec<PathBuf>,
+    /// Serve your workload instead of the document's (repeatable; a file or a folder).
+    #[arg(long = "workload", visible_alias = "manifests", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// A running server for a Service port, NAMESPACE/SERVICE:PORT=HOST:PORT (repeatable).
     #[arg(long = "backend", value_name = "SPEC", value_parser = parse_backend)]
     pub backends: Vec<(wsgate_local::ServiceRef, std::net::SocketAddr)>,

@@ -1,4 +1,4 @@
-//! `--manifests` on the local tier: a team's own Ingresses served by local nginx, each rule
+//! `--workload` on the local tier: a team's own Ingresses served by local nginx, each rule
 //! checked (handshake, liveness, echo where it echoes, idle, traffic), the report written, the
 //! exit code non-zero when any expectation fails.
 
@@ -11,7 +11,7 @@ use wsgate_probe::chain;
 use wsgate_workload::{Backends, Settings, check_all, start};
 
 use crate::exit::RunError;
-use crate::options::{E2eArgs, OwnArgs};
+use crate::options::{E2eArgs, WorkloadArgs};
 use crate::report;
 
 /// The manifests' controller settings; a broken ConfigMap is named with its files.
@@ -21,15 +21,19 @@ pub fn controller_config(w: &Workload) -> anyhow::Result<wsgate_manifests::Contr
 }
 
 /// The manifests, and what the controller and the local tier ignore in them (printed once).
-pub fn load(own: &OwnArgs) -> anyhow::Result<(Workload, Vec<String>)> {
-    let w = Workload::load(&own.manifests)?;
+pub fn load(workload_args: &WorkloadArgs) -> anyhow::Result<(Workload, Vec<String>)> {
+    let w = Workload::load(&workload_args.paths)?;
     let config = controller_config(&w)?;
     let notices = w.notices(&config).iter().map(ToString::to_string).collect();
     Ok((w, notices))
 }
 
 /// What `--dry-run` shows: each rule with its timeouts and their sources, and the notices.
-pub fn describe(w: &Workload, notices: &[String], own: &OwnArgs) -> anyhow::Result<String> {
+pub fn describe(
+    w: &Workload,
+    notices: &[String],
+    workload_args: &WorkloadArgs,
+) -> anyhow::Result<String> {
     let config = w.controller_config()?;
     let mut out = format!("manifests: {}\n", w.files.join(", "));
     for r in w.rules(&config)? {
@@ -53,7 +57,7 @@ pub fn describe(w: &Workload, notices: &[String], own: &OwnArgs) -> anyhow::Resu
             r.timeouts.send
         ));
     }
-    for (svc, addr) in &own.backends {
+    for (svc, addr) in &workload_args.backends {
         out.push_str(&format!("  backend {svc} served by {addr}\n"));
     }
     for n in notices {
@@ -61,7 +65,7 @@ pub fn describe(w: &Workload, notices: &[String], own: &OwnArgs) -> anyhow::Resu
     }
     out.push_str(&format!(
         "checks per rule: handshake, ping/pong liveness, echo (where it echoes), idle (up to {} s), traffic\n",
-        own.max_idle
+        workload_args.max_idle
     ));
     Ok(out)
 }
@@ -79,20 +83,20 @@ pub fn check_strict(strict: bool, notices: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo xtask e2e --local --manifests ...`.
+/// `cargo xtask e2e --local --workload ...`.
 pub fn run_local(args: &E2eArgs, root: &Path) -> Result<(), RunError> {
-    let own = &args.own;
-    let (w, notices) = load(own).map_err(RunError::input)?;
-    check_strict(args.kind.strict, &notices).map_err(RunError::input)?;
+    let workload_args = &args.workload;
+    let (w, notices) = load(workload_args).map_err(RunError::input)?;
+    check_strict(args.cluster.strict, &notices).map_err(RunError::input)?;
     let dir = root.join("target/wsgate/local");
     let rows_dir = dir.join("rows");
     let _ = std::fs::remove_dir_all(&rows_dir);
     let backends = Backends {
-        named: own.backends.iter().cloned().collect(),
-        echo: own.echo,
+        named: workload_args.backends.iter().cloned().collect(),
+        echo: workload_args.echo,
     };
     let settings = Settings {
-        max_idle: Duration::from_secs(own.max_idle),
+        max_idle: Duration::from_secs(workload_args.max_idle),
         ..Settings::default()
     };
     let start_at = Instant::now();
@@ -102,7 +106,7 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> Result<(), RunError> {
         .map_err(RunError::setup)?;
     let (rows, mut notes) = rt
         .block_on(async {
-            let local = start(&w, &backends, &own.trust)
+            let local = start(&w, &backends, &workload_args.trust)
                 .await
                 .map_err(|e| anyhow::anyhow!(chain(&e)))?;
             eprintln!(
@@ -110,7 +114,7 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> Result<(), RunError> {
                 local.rules.len(),
                 local.addrs.http,
                 local.addrs.https,
-                own.max_idle
+                workload_args.max_idle
             );
             let rows = check_all(&local.rules, &local.addrs, &settings).await;
             anyhow::Ok((rows, local.notes))
@@ -121,7 +125,7 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> Result<(), RunError> {
     }
     notes.extend(notices.iter().map(|n| format!("notice: {n}")));
     let timings = vec![(
-        "your manifests' rules (local tier)".to_owned(),
+        "your workload's rules (local tier)".to_owned(),
         start_at.elapsed(),
     )];
     report::write(&dir, &rows_dir, &timings, &notes).map_err(RunError::setup)?;
@@ -135,7 +139,7 @@ pub fn run_local(args: &E2eArgs, root: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The checks of `--manifests` on a cluster (the plan's `CheckRules` action): the plan's rules
+/// The checks of `--workload` on a cluster (the plan's `CheckRules` action): the plan's rules
 /// through the ingress address, trusting the plan's certificate files (the manifests' TLS
 /// Secrets' and the given ones); rows recorded into the plan's report directory.
 pub async fn check_on_cluster(

@@ -519,7 +519,7 @@ async fn tls_terminator(listener: TcpListener, tls_dirs: [PathBuf; 2], echo: Soc
 
 fn fake_image(
     _: &Path,
-    _: &wsgate_image::BuildTarget,
+    _: &wsgate_image::BinaryBuild,
 ) -> Result<wsgate_image::Image, wsgate_image::ImageError> {
     let (repository, tag) = IMAGE.split_once(':').unwrap();
     Ok(wsgate_image::Image {
@@ -700,9 +700,9 @@ impl Rig {
             manifest,
             image: IMAGE.into(),
             default_kubeconfig: None,
-            own: (!args.own.manifests.is_empty()).then(|| {
-                let workload = wsgate_manifests::Workload::load(&args.own.manifests).unwrap();
-                wsgate_runner::plan::Own::new(args.own.clone(), workload).unwrap()
+            workload: (!args.workload.paths.is_empty()).then(|| {
+                let workload = wsgate_manifests::Workload::load(&args.workload.paths).unwrap();
+                wsgate_runner::plan::WorkloadRun::new(args.workload.clone(), workload).unwrap()
             }),
             echo: EchoBuild {
                 // The machine's Rust has its own target installed; the rehearsal needs no rustup.
@@ -711,7 +711,7 @@ impl Rig {
             },
             nextest_version: Some("0.9.151".into()),
         };
-        let plan = Plan::new(&args.kind, &inputs).unwrap();
+        let plan = Plan::new(&args.cluster, &inputs).unwrap();
         let opts = Options {
             nextest: NextestMode::List,
             build_image: fake_image,
@@ -887,12 +887,14 @@ fn a_host_that_never_routes_over_ws_tears_down() {
 #[test]
 fn failing_phase_1_tests_still_run_phase_2_and_tear_down() {
     let rig = fails_at(
-        Fault::Command("binary(cluster)"),
+        Fault::Command("binary(/^(cluster|any)_plain/)"),
         StepId::Tests(Phase::Plain),
         &[],
     );
     assert!(
-        rig.recorded().iter().any(|l| l.contains("binary(tls)")),
+        rig.recorded()
+            .iter()
+            .any(|l| l.contains("binary(/^(cluster|any)_tls/)")),
         "phase 2 still runs"
     );
 }
@@ -914,7 +916,7 @@ fn a_host_that_never_serves_its_certificate_tears_down() {
 #[test]
 fn failing_phase_2_tests_tear_down() {
     fails_at(
-        Fault::Command("binary(tls)"),
+        Fault::Command("binary(/^(cluster|any)_tls/)"),
         StepId::Tests(Phase::Tls),
         &[],
     );
@@ -922,12 +924,20 @@ fn failing_phase_2_tests_tear_down() {
 
 #[test]
 fn failing_fault_tests_are_named_as_the_faults_step() {
-    fails_at(Fault::Command("binary(faults)"), StepId::Faults, &[]);
+    fails_at(
+        Fault::Command("binary(cluster_faults)"),
+        StepId::Faults,
+        &[],
+    );
 }
 
 #[test]
 fn a_failing_controller_restart_is_named_as_the_rollout_step() {
-    fails_at(Fault::Command("binary(rollout)"), StepId::Rollout, &[]);
+    fails_at(
+        Fault::Command("binary(cluster_rollout)"),
+        StepId::Rollout,
+        &[],
+    );
 }
 
 #[test]
@@ -1029,7 +1039,7 @@ fn own_manifests_over_someone_elses_objects_are_refused_before_any_change() {
             path: "services/chat",
             by_wsgate: false,
         },
-        StepId::OwnManifests,
+        StepId::WorkloadApply,
         &flags,
     );
     assert_eq!(rig.recorded(), ["cargo nextest --version"]);

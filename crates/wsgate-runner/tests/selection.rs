@@ -70,7 +70,7 @@ fn has(listed: &[Listed], binary_id: &str, name: &str) -> bool {
 fn kind_plan(profile: &str, flags: &[&str]) -> Plan {
     let cli = Cli::try_parse_from(["cargo-xtask", "e2e"].iter().chain(flags)).unwrap();
     let Command::E2e(args) = cli.command;
-    Plan::for_machine(&args.kind, &args.own, profile, &root()).unwrap()
+    Plan::for_machine(&args.cluster, &args.workload, profile, &root()).unwrap()
 }
 
 fn check_kind_plan(profile: &str) {
@@ -83,16 +83,16 @@ fn check_kind_plan(profile: &str) {
             StepId::Tests(Phase::Plain) => {
                 selects_exactly(
                     &listed,
-                    &["wsgate-e2e::cluster", "wsgate-e2e::plain"],
+                    &["wsgate-e2e::cluster_plain", "wsgate-e2e::any_plain"],
                     &[],
                     "phase 1",
                 );
                 for (b, t) in [
-                    ("cluster", "documented_deployment_becomes_ready"),
-                    ("cluster", "documented_ingress_gets_an_endpoint"),
-                    ("plain", "ws_echoes_text_and_binary_unchanged"),
+                    ("cluster_plain", "documented_deployment_becomes_ready"),
+                    ("cluster_plain", "documented_ingress_gets_an_endpoint"),
+                    ("any_plain", "ws_echoes_text_and_binary_unchanged"),
                     (
-                        "plain",
+                        "any_plain",
                         "long_idle::ws_idle_connection_is_cut_at_default_read_timeout",
                     ),
                 ] {
@@ -103,15 +103,19 @@ fn check_kind_plan(profile: &str) {
                 }
             }
             StepId::Tests(Phase::Tls) => {
-                selects_exactly(&listed, &["wsgate-e2e::tls"], &[], "phase 2");
+                selects_exactly(&listed, &["wsgate-e2e::any_tls"], &[], "phase 2");
                 assert!(has(
                     &listed,
-                    "wsgate-e2e::tls",
+                    "wsgate-e2e::any_tls",
                     "wss_echoes_with_the_certificate_verified"
                 ));
             }
-            StepId::Faults => selects_exactly(&listed, &["wsgate-e2e::faults"], &[], "faults"),
-            StepId::Rollout => selects_exactly(&listed, &["wsgate-e2e::rollout"], &[], "rollout"),
+            StepId::Faults => {
+                selects_exactly(&listed, &["wsgate-e2e::cluster_faults"], &[], "faults")
+            }
+            StepId::Rollout => {
+                selects_exactly(&listed, &["wsgate-e2e::cluster_rollout"], &[], "rollout")
+            }
             other => panic!("unexpected nextest step {other:?}"),
         }
     }
@@ -158,16 +162,15 @@ fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
         selects_exactly(
             &listed,
             &[
-                "wsgate-e2e::plain",
-                "wsgate-e2e::tls",
-                "wsgate-e2e::behaviour",
-                "wsgate-e2e::cleanup",
-                "wsgate-e2e::load",
-                "wsgate-e2e::workload",
-                "wsgate-e2e::http2",
-                "wsgate-e2e::heartbeats",
-                "wsgate-e2e::shutdown",
-                "wsgate-e2e",
+                "wsgate-e2e::any_plain",
+                "wsgate-e2e::any_tls",
+                "wsgate-e2e::local_behaviour",
+                "wsgate-e2e::local_cleanup",
+                "wsgate-e2e::local_load",
+                "wsgate-e2e::local_workload",
+                "wsgate-e2e::local_http2",
+                "wsgate-e2e::local_heartbeats",
+                "wsgate-e2e::local_shutdown",
                 "wsgate-echo::bad_input",
             ],
             except,

@@ -57,7 +57,7 @@ pub enum Action {
     /// The echo image (static binary for `target`, FROM scratch), built unless up to date.
     EnsureImage {
         reference: String,
-        target: wsgate_image::BuildTarget,
+        target: wsgate_image::BinaryBuild,
     },
     /// A tool at least this version, else the run stops with `hint`.
     RequireVersion {
@@ -87,7 +87,7 @@ pub enum Action {
         to: PathBuf,
     },
     /// Annotation values ingress-nginx would silently ignore; with `strict` they fail the run.
-    CheckAnnotations {
+    IgnoredAnnotations {
         warnings: Vec<String>,
         strict: bool,
     },
@@ -171,7 +171,7 @@ impl Action {
             Self::WriteFile { path, .. } => format!("write {}", file_name(path)),
             Self::Reset { path, .. } => format!("reset {}", file_name(path)),
             Self::CopyIfExists { to, .. } => format!("copy {}", file_name(to)),
-            Self::CheckAnnotations { strict, .. } => format!("annotations strict={strict}"),
+            Self::IgnoredAnnotations { strict, .. } => format!("annotations strict={strict}"),
             Self::Diagnostics { .. } => "diagnostics".into(),
             Self::Note(n) => format!("note {n}"),
             Self::ExpectAbsent { targets, .. } => format!("absent {}", targets.len()),
@@ -265,7 +265,7 @@ impl Action {
                 f = quote(&from.to_string_lossy()),
                 t = quote(&to.to_string_lossy())
             )],
-            Self::CheckAnnotations { warnings, strict } => {
+            Self::IgnoredAnnotations { warnings, strict } => {
                 let mut v = vec![format!(
                     "# annotation values ingress-nginx ignores: {}{}",
                     warnings.len(),

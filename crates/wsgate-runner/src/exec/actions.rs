@@ -227,7 +227,7 @@ impl Exec<'_> {
                         .push(format!("no {} was written", from.display()));
                 }
             }
-            Action::CheckAnnotations { warnings, strict } => {
+            Action::IgnoredAnnotations { warnings, strict } => {
                 for w in warnings {
                     self.notes.push(format!("warning: {w}"));
                 }

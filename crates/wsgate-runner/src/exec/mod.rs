@@ -25,7 +25,7 @@ pub struct Options {
     /// nextest steps run the tests, or (a rehearsal) only list them.
     pub nextest: NextestMode,
     /// Builds the echo image: `wsgate_image::ensure_image`, or a stand-in in a rehearsal.
-    pub build_image: fn(&Path, &wsgate_image::BuildTarget) -> Result<Image, ImageError>,
+    pub build_image: fn(&Path, &wsgate_image::BinaryBuild) -> Result<Image, ImageError>,
     pub root: PathBuf,
 }
 

@@ -9,12 +9,12 @@ use wsgate_manifests::{DOCUMENTED_HOST, DOCUMENTED_NAMESPACE, Documented, Varian
 use super::{Inputs, Mode, Plan, Step, StepId};
 use crate::action::{Action, Cmd, Download};
 use crate::kind_config::split_host_port;
-use crate::options::{EchoImage, KindArgs};
+use crate::options::{ClusterArgs, EchoImage};
 use crate::tools::{Tool, Tools};
 
 /// Derived values the steps share.
 pub(super) struct Builder<'a> {
-    pub(super) args: &'a KindArgs,
+    pub(super) args: &'a ClusterArgs,
     pub(super) inputs: &'a Inputs,
     pub(super) mode: Mode,
     pub(super) namespace: String,
@@ -28,7 +28,7 @@ pub(super) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    pub(super) fn new(args: &'a KindArgs, inputs: &'a Inputs) -> anyhow::Result<Self> {
+    pub(super) fn new(args: &'a ClusterArgs, inputs: &'a Inputs) -> anyhow::Result<Self> {
         let existing =
             args.ingress_address.is_some() || args.kubeconfig.is_some() || args.context.is_some();
         let mode = if existing { Mode::Existing } else { Mode::Kind };
@@ -81,12 +81,12 @@ impl<'a> Builder<'a> {
                 )
             }
         };
-        // With a team's own manifests, the namespace their (first) Ingress lives in: what the
+        // With a team's own workload, the namespace their (first) Ingress lives in: what the
         // plan's header and the diagnostics name.
         let namespace = inputs
-            .own
+            .workload
             .as_ref()
-            .and_then(|own| own.workload.ingresses.first())
+            .and_then(|run| run.workload.ingresses.first())
             .map(|i| {
                 i.metadata
                     .namespace
@@ -174,10 +174,10 @@ impl<'a> Builder<'a> {
             steps.push(self.cluster()?);
             steps.push(self.ingress_nginx());
         }
-        if let Some(own) = &self.inputs.own {
+        if let Some(run) = &self.inputs.workload {
             // A team's own manifests instead of the document's: their objects (and images),
             // their checks.
-            steps.extend(self.own_steps(own)?);
+            steps.extend(self.workload_steps(run)?);
         } else {
             if self.echo_image() == EchoImage::Built {
                 steps.push(self.image_step()?);

@@ -16,11 +16,11 @@ use crate::options::EchoImage;
 use crate::pins;
 
 impl Builder<'_> {
-    /// The annotation values the controller would ignore (and, with `--manifests`, what the
+    /// The annotation values the controller would ignore (and, with `--workload`, what the
     /// local tier does not model).
     fn annotation_notices(&self) -> Vec<String> {
-        if let Some(own) = &self.inputs.own {
-            return own.notices.clone();
+        if let Some(run) = &self.inputs.workload {
+            return run.notices.clone();
         }
         self.variants
             .iter()
@@ -70,12 +70,12 @@ impl Builder<'_> {
             });
         }
         if self.mode == Mode::Kind
-            && self.inputs.own.is_none()
+            && self.inputs.workload.is_none()
             && self.echo_image() == EchoImage::Built
         {
             actions.extend(self.echo_target()?);
         }
-        actions.push(Action::CheckAnnotations {
+        actions.push(Action::IgnoredAnnotations {
             warnings: self.annotation_notices(),
             strict: self.args.strict,
         });
@@ -287,8 +287,8 @@ impl Builder<'_> {
                     .arg("--kubeconfig")
                     .arg(&self.kubeconfig),
             ),
-            (Mode::Existing, false, _) if self.inputs.own.is_some() => {
-                return Self::step(StepId::Teardown, self.own_teardown());
+            (Mode::Existing, false, _) if self.inputs.workload.is_some() => {
+                return Self::step(StepId::Teardown, self.workload_teardown());
             }
             (Mode::Existing, false, _) if ns != DOCUMENTED_NAMESPACE => {
                 Action::Run(self.kubectl().args([

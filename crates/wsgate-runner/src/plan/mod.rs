@@ -6,10 +6,10 @@
 
 mod builder;
 mod cluster;
-mod own;
 mod suite;
 #[cfg(test)]
 mod tests;
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use std::time::Duration;
 use wsgate_contract::Phase;
 
 use crate::action::{Action, Nextest};
-use crate::options::KindArgs;
+use crate::options::ClusterArgs;
 use crate::pins::{self, Pinned};
 use crate::tools::Tools;
 use builder::Builder;
@@ -69,14 +69,14 @@ pub enum StepId {
     Faults,
     /// The controller restarted under an open connection (kind only: never someone's own).
     Rollout,
-    /// `--manifests`: images built here loaded into kind.
-    LoadImages,
-    /// `--manifests`: the team's objects applied.
-    OwnManifests,
-    /// `--manifests`: their Deployments Available, their rules routing.
-    OwnReady,
-    /// `--manifests`: every rule checked.
-    OwnChecks,
+    /// `--workload`: images built here loaded into kind.
+    WorkloadImages,
+    /// `--workload`: the team's objects applied.
+    WorkloadApply,
+    /// `--workload`: its Deployments Available, its rules routing.
+    WorkloadReady,
+    /// `--workload`: every rule checked.
+    WorkloadChecks,
     /// `--reuse`: what an earlier run left (the TLS patch, the Secrets) removed first.
     ResetReused,
     Teardown,
@@ -104,10 +104,14 @@ impl StepId {
             Self::Tls => "TLS: Secret nginx-ingress-tls and the documented patch",
             Self::Faults => "faults: the echo pod deleted under an open connection",
             Self::Rollout => "controller rollout restart under an open connection",
-            Self::LoadImages => "your images loaded into kind",
-            Self::OwnManifests => "your manifests",
-            Self::OwnReady => "wait until your Deployments are Available and every rule routes",
-            Self::OwnChecks => "checks of every rule: handshake, liveness, idle, traffic",
+            Self::WorkloadImages => "your workload's images loaded into kind",
+            Self::WorkloadApply => "your workload's objects",
+            Self::WorkloadReady => {
+                "wait until your workload's Deployments are Available and every rule routes"
+            }
+            Self::WorkloadChecks => {
+                "checks of every rule of your workload: handshake, liveness, idle, traffic"
+            }
             Self::ResetReused => {
                 "reused cluster: back to the document's starting state (no TLS patch, no TLS Secrets)"
             }
@@ -143,8 +147,8 @@ pub struct Inputs {
     pub image: String,
     /// The kubeconfig of an existing cluster when `--kubeconfig` is not given.
     pub default_kubeconfig: Option<PathBuf>,
-    /// A team's own manifests (`--manifests`), tested instead of the document's.
-    pub own: Option<Own>,
+    /// A team's own workload (`--workload`), tested instead of the document's.
+    pub workload: Option<WorkloadRun>,
     /// How the echo image would be built on this machine.
     pub echo: EchoBuild,
     /// The cargo-nextest version the machine has (`cargo nextest --version`), if any.
@@ -153,9 +157,9 @@ pub struct Inputs {
 
 impl Inputs {
     /// This machine's: tools from PATH (and the tools folder), the shipped pins, the default
-    /// deadlines, the Docker server's platform, `--manifests` loaded.
+    /// deadlines, the Docker server's platform, `--workload` loaded.
     pub fn for_machine(
-        own: &crate::options::OwnArgs,
+        workload_args: &crate::options::WorkloadArgs,
         profile: &str,
         root: &Path,
     ) -> anyhow::Result<Self> {
@@ -179,12 +183,12 @@ impl Inputs {
                 .or_else(|| {
                     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
                 }),
-            own: if own.manifests.is_empty() {
+            workload: if workload_args.paths.is_empty() {
                 None
             } else {
-                Some(Own::new(
-                    own.clone(),
-                    wsgate_manifests::Workload::load(&own.manifests)?,
+                Some(WorkloadRun::new(
+                    workload_args.clone(),
+                    wsgate_manifests::Workload::load(&workload_args.paths)?,
                 )?)
             },
             echo,
@@ -199,7 +203,7 @@ impl Inputs {
 pub struct EchoBuild {
     pub platform: wsgate_image::Platform,
     /// The build target, or why none can be had (the run then names `--echo-image documented`).
-    pub target: Result<wsgate_image::BuildTarget, String>,
+    pub target: Result<wsgate_image::BinaryBuild, String>,
     pub installed: bool,
     pub rustup: Option<PathBuf>,
     /// Set when the Docker server did not say its platform: what was assumed instead.
@@ -222,7 +226,7 @@ impl EchoBuild {
                 (host, Some(why))
             }
         };
-        let target = wsgate_image::BuildTarget::for_platform(platform).map_err(|e| e.to_string());
+        let target = wsgate_image::BinaryBuild::for_platform(platform).map_err(|e| e.to_string());
         let installed = target.as_ref().is_ok_and(|t| t.installed());
         let rustup = crate::tools::which("rustup", search);
         Self {
@@ -239,20 +243,20 @@ impl EchoBuild {
 /// `--ignore-default-filter` came in 0.9.77 (`--filterset` in 0.9.76).
 pub const NEXTEST_MIN: &str = "0.9.77";
 
-/// `--manifests` and its flags, with the manifests loaded and their rules and notices worked
+/// `--workload` and its flags, with the manifests loaded and their rules and notices worked
 /// out once for every step that needs them.
 #[derive(Debug, Clone)]
-pub struct Own {
-    pub args: crate::options::OwnArgs,
+pub struct WorkloadRun {
+    pub args: crate::options::WorkloadArgs,
     pub workload: wsgate_manifests::Workload,
     pub rules: Vec<wsgate_manifests::Rule>,
     /// What the controller ignores and the local tier does not model.
     pub notices: Vec<String>,
 }
 
-impl Own {
+impl WorkloadRun {
     pub fn new(
-        args: crate::options::OwnArgs,
+        args: crate::options::WorkloadArgs,
         workload: wsgate_manifests::Workload,
     ) -> anyhow::Result<Self> {
         let config = crate::workload::controller_config(&workload)?;
@@ -293,15 +297,15 @@ pub use wsgate_contract::selection::{FAULTS_FILTER, ROLLOUT_FILTER, phase_filter
 impl Plan {
     /// The plan for this machine: tools from PATH, the shipped pins, the default deadlines.
     pub fn for_machine(
-        args: &KindArgs,
-        own: &crate::options::OwnArgs,
+        args: &ClusterArgs,
+        workload_args: &crate::options::WorkloadArgs,
         profile: &str,
         root: &Path,
     ) -> anyhow::Result<Self> {
-        Self::new(args, &Inputs::for_machine(own, profile, root)?)
+        Self::new(args, &Inputs::for_machine(workload_args, profile, root)?)
     }
 
-    pub fn new(args: &KindArgs, inputs: &Inputs) -> anyhow::Result<Self> {
+    pub fn new(args: &ClusterArgs, inputs: &Inputs) -> anyhow::Result<Self> {
         Builder::new(args, inputs)?.plan()
     }
 

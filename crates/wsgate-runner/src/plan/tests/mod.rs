@@ -11,7 +11,7 @@ use wsgate_manifests::DOCUMENTED_TLS_PATCH;
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
-    args: KindArgs,
+    args: ClusterArgs,
 }
 
 fn found(path: &str) -> Tool {
@@ -38,10 +38,10 @@ fn inputs() -> Inputs {
         manifest: pins::INGRESS_NGINX_KIND_MANIFEST,
         image: "wsgate-echo:0.1.0-0123456789ab".into(),
         default_kubeconfig: Some("/home/u/.kube/config".into()),
-        own: None,
+        workload: None,
         echo: EchoBuild {
             platform: wsgate_image::Platform::LINUX_AMD64,
-            target: Ok(wsgate_image::BuildTarget {
+            target: Ok(wsgate_image::BinaryBuild {
                 platform: wsgate_image::Platform::LINUX_AMD64,
                 triple: "x86_64-unknown-linux-gnu".into(),
                 linker: None,
@@ -162,7 +162,7 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     want.extend(routes_then_tests(
         Phase::Plain,
         &hosts,
-        "(binary(cluster) | binary(plain))",
+        "binary(/^(cluster|any)_plain/)",
         "phase-1",
     ));
     let tls = StepId::Tls.title();
@@ -175,11 +175,19 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     want.extend(routes_then_tests(
         Phase::Tls,
         &hosts,
-        "binary(tls)",
+        "binary(/^(cluster|any)_tls/)",
         "phase-2",
     ));
-    want.extend(tests_step(StepId::Faults, "binary(faults)", "faults"));
-    want.extend(tests_step(StepId::Rollout, "binary(rollout)", "rollout"));
+    want.extend(tests_step(
+        StepId::Faults,
+        "binary(cluster_faults)",
+        "faults",
+    ));
+    want.extend(tests_step(
+        StepId::Rollout,
+        "binary(cluster_rollout)",
+        "rollout",
+    ));
     want.push("teardown: kind delete cluster --name".into());
     assert_eq!(signatures(&p), want);
     // The cluster step arms teardown right before `kind create`, nothing earlier does.
@@ -429,8 +437,8 @@ fn on_failure_collects_diagnostics_the_controller_s_nginx_conf_and_kind_s_logs()
     );
 }
 
-mod own;
 mod snapshot;
+mod workload;
 
 /// A `docker` that answers `version --format {{.Server.Os}}/{{.Server.Arch}}` with `platform`.
 fn docker_reporting(dir: &std::path::Path, platform: &str) -> std::path::PathBuf {

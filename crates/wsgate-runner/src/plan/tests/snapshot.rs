@@ -29,9 +29,9 @@ fn dry_run(flags: &[&str]) -> String {
     let Command::E2e(args) = cli.command;
     let mut inputs = super::inputs();
     inputs.profile = args.profile.clone();
-    if !args.own.manifests.is_empty() {
-        let w = wsgate_manifests::Workload::load(&args.own.manifests).unwrap();
-        inputs.own = Some(super::super::Own::new(args.own.clone(), w).unwrap());
+    if !args.workload.paths.is_empty() {
+        let w = wsgate_manifests::Workload::load(&args.workload.paths).unwrap();
+        inputs.workload = Some(super::super::WorkloadRun::new(args.workload.clone(), w).unwrap());
     }
     crate::dry_run(&args, &inputs).unwrap()
 }
@@ -54,10 +54,10 @@ fn dry_runs_print_what_they_printed_before() {
                 "203.0.113.10",
             ],
         ),
-        ("kind_manifests", &["--manifests", CHAT]),
+        ("kind_workload", &["--workload", CHAT]),
         ("local", &["--local"]),
         (
-            "local_manifests",
+            "local_workload",
             &[
                 "--local",
                 "--manifests",

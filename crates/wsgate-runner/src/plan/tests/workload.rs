@@ -1,4 +1,4 @@
-//! `--manifests`: a team's own objects on kind and on an existing cluster.
+//! `--workload`: a team's own objects on kind and on an existing cluster.
 
 use super::*;
 
@@ -11,13 +11,13 @@ fn own_plan_of(
     argv.extend(flags);
     let cli = Cli::try_parse_from(argv).unwrap();
     let mut i = inputs();
-    let args = crate::options::OwnArgs {
-        manifests: workload.files.iter().map(Into::into).collect(),
+    let args = crate::options::WorkloadArgs {
+        paths: workload.files.iter().map(Into::into).collect(),
         load_images: load_images.iter().map(|s| s.to_string()).collect(),
         max_idle: 90,
         ..Default::default()
     };
-    i.own = Some(super::Own::new(args, workload)?);
+    i.workload = Some(super::WorkloadRun::new(args, workload)?);
     Plan::new(&cli.args, &i)
 }
 
@@ -98,7 +98,7 @@ fn own_tls_secrets_are_generated_inside_their_namespace_and_deleted_with_it() {
         "the header names the Ingress's namespace"
     );
     let step: Vec<String> = p
-        .step(StepId::OwnManifests)
+        .step(StepId::WorkloadApply)
         .unwrap()
         .actions
         .iter()
@@ -187,19 +187,19 @@ fn own_manifests_on_kind_load_their_images_apply_their_objects_and_check_their_r
             StepId::Prerequisites,
             StepId::Cluster,
             StepId::IngressNginx,
-            StepId::LoadImages,
-            StepId::OwnManifests,
-            StepId::OwnReady,
-            StepId::OwnChecks,
+            StepId::WorkloadImages,
+            StepId::WorkloadApply,
+            StepId::WorkloadReady,
+            StepId::WorkloadChecks,
             StepId::Teardown
         ],
         "the document's steps and the echo image are not part of it"
     );
     for sig in [
-        "your images loaded into kind: kind load docker-image chat:dev",
-        "your manifests: apply Service default/chat",
-        "your manifests: apply Deployment default/chat",
-        "your manifests: apply Ingress default/chat",
+        "your workload's images loaded into kind: kind load docker-image chat:dev",
+        "your workload's objects: apply Service default/chat",
+        "your workload's objects: apply Deployment default/chat",
+        "your workload's objects: apply Ingress default/chat",
         "wait Deployment default/chat",
         "wait ws://chat.example.org",
         "check rules chat.example.org/chat (read 4 s (annotation))",
@@ -225,5 +225,5 @@ fn own_manifests_on_an_existing_cluster_delete_exactly_what_they_applied() {
         ),
         "{teardown:?}"
     );
-    assert_eq!(armed(&p), [StepId::OwnManifests]);
+    assert_eq!(armed(&p), [StepId::WorkloadApply]);
 }

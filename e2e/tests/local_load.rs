@@ -167,7 +167,7 @@ mod load {
             .parent()
             .expect("workspace root");
         let host = wsgate_image::Platform::host().expect("a Linux host Docker names");
-        wsgate_image::BuildTarget::for_platform(host)
+        wsgate_image::BinaryBuild::for_platform(host)
             .and_then(|target| wsgate_image::build_static_binary(root, &target))
             .unwrap_or_else(|e| panic!("{}", wsgate_probe::chain(&e)))
     }

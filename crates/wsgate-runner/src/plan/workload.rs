@@ -1,4 +1,4 @@
-//! The steps for a team's own manifests (`--manifests`): their images, their objects (TLS
+//! The steps for a team's own workload (`--workload`): their images, their objects (TLS
 //! Secrets without data get a generated certificate), their Deployments Available and rules
 //! routing, then every rule checked; on an existing cluster, teardown deletes what was applied.
 
@@ -13,7 +13,7 @@ use wsgate_manifests::{Object, namespace_of};
 use wsgate_probe::Scheme;
 
 use super::builder::Builder;
-use super::{Mode, Own, Step, StepId};
+use super::{Mode, Step, StepId, WorkloadRun};
 use crate::action::{Action, ApiBody, ApiCall, ApiVerb, CheckRules, Route, RouteAnswer, WaitFor};
 
 fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -62,22 +62,22 @@ fn unused_incomplete_tls(
 
 impl Builder<'_> {
     /// What the flags and manifests ask that this cluster cannot do, refused before anything runs.
-    pub(super) fn check_own(&self, own: &Own) -> anyhow::Result<()> {
+    pub(super) fn check_workload(&self, run: &WorkloadRun) -> anyhow::Result<()> {
         if self.args.namespace.is_some() {
             anyhow::bail!(
-                "--namespace is for the document's objects; with --manifests each object names its own namespace (metadata.namespace, else default)"
+                "--namespace is for the document's objects; with --workload each object names its own namespace (metadata.namespace, else default)"
             );
         }
-        if self.mode == Mode::Existing && !own.args.load_images.is_empty() {
+        if self.mode == Mode::Existing && !run.args.load_images.is_empty() {
             anyhow::bail!(
                 "--load-image {} loads into kind's nodes; an existing cluster pulls images from a registry: push them there and drop --load-image",
-                own.args.load_images.join(", ")
+                run.args.load_images.join(", ")
             );
         }
         if self.mode == Mode::Kind {
             // The kind manifest's controller serves class nginx, and Ingresses without a class
             // (`--watch-ingress-without-class=true`) unless the old annotation names another.
-            for ing in &own.workload.ingresses {
+            for ing in &run.workload.ingresses {
                 let class = ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
                 let annotated = ing
                     .metadata
@@ -101,25 +101,25 @@ impl Builder<'_> {
         Ok(())
     }
 
-    pub(super) fn own_steps(&self, own: &Own) -> anyhow::Result<Vec<Step>> {
-        self.check_own(own)?;
-        let (w, rules) = (&own.workload, &own.rules);
+    pub(super) fn workload_steps(&self, run: &WorkloadRun) -> anyhow::Result<Vec<Step>> {
+        self.check_workload(run)?;
+        let (w, rules) = (&run.workload, &run.rules);
         let mut steps = Vec::new();
-        if self.mode == Mode::Kind && !own.args.load_images.is_empty() {
-            let actions = own
+        if self.mode == Mode::Kind && !run.args.load_images.is_empty() {
+            let actions = run
                 .args
                 .load_images
                 .iter()
                 .map(|image| self.load_image(image))
                 .collect();
-            steps.push(Self::step(StepId::LoadImages, actions));
+            steps.push(Self::step(StepId::WorkloadImages, actions));
         }
 
         let mut actions = Vec::new();
         if self.mode == Mode::Existing {
             // Teardown deletes what the run applied: first make sure none of it is someone else's.
             actions.push(Action::ExpectAbsent {
-                targets: self.own_targets(own),
+                targets: self.workload_objects(run),
                 hint: "run against a cluster (or namespaces) where the manifests' objects do not exist yet, or delete them first (an earlier run's leftovers that a controller has since changed are refused too: delete them by hand)".into(),
                 limit: self.inputs.deadlines.controller,
             });
@@ -185,7 +185,7 @@ impl Builder<'_> {
             }
             trust.push(cert);
         }
-        let unused = unused_incomplete_tls(&own.workload, rules);
+        let unused = unused_incomplete_tls(&run.workload, rules);
         for (sns, sname) in &unused {
             actions.push(Action::Note(format!(
                 "Secret {sns}/{sname} is kubernetes.io/tls without tls.crt and tls.key, and no rule uses it: not applied (the API server would refuse it)"
@@ -203,7 +203,7 @@ impl Builder<'_> {
             actions.push(self.apply(target, body, retry));
         }
         steps.push(Step {
-            id: StepId::OwnManifests,
+            id: StepId::WorkloadApply,
             // On an existing cluster teardown is armed once the objects are known to be absent.
             arms_teardown: (self.mode == Mode::Existing).then_some(1),
             reaches_cluster: (self.mode == Mode::Existing).then_some(1),
@@ -221,7 +221,7 @@ impl Builder<'_> {
                 limit: self.inputs.deadlines.controller,
             })
             .collect();
-        trust.extend(own.args.trust.iter().cloned());
+        trust.extend(run.args.trust.iter().cloned());
         for r in rules.iter().filter(|r| !r.regex) {
             let (scheme, addr) = match r.tls_secret {
                 Some(_) => (Scheme::Wss, &self.https_addr),
@@ -246,16 +246,16 @@ impl Builder<'_> {
                 limit: self.inputs.deadlines.routes,
             });
         }
-        steps.push(Self::step(StepId::OwnReady, ready));
+        steps.push(Self::step(StepId::WorkloadReady, ready));
         steps.push(Self::step(
-            StepId::OwnChecks,
+            StepId::WorkloadChecks,
             vec![Action::CheckRules(CheckRules {
                 rules: rules.iter().filter(|r| !r.regex).cloned().collect(),
                 http: self.http_addr.clone(),
                 https: self.https_addr.clone(),
                 trust,
-                max_idle: Duration::from_secs(own.args.max_idle),
-                echo: own.args.echo,
+                max_idle: Duration::from_secs(run.args.max_idle),
+                echo: run.args.echo,
                 tier: self.tier.clone(),
                 rows: self.rows_dir(),
             })],
@@ -265,10 +265,10 @@ impl Builder<'_> {
 
     /// Every object the run applies on an existing cluster: the manifests' and the generated
     /// TLS Secrets.
-    fn own_targets(&self, own: &Own) -> Vec<ObjectRef> {
-        let rules = &own.rules;
-        let unused = unused_incomplete_tls(&own.workload, rules);
-        let mut v: Vec<ObjectRef> = own
+    fn workload_objects(&self, run: &WorkloadRun) -> Vec<ObjectRef> {
+        let rules = &run.rules;
+        let unused = unused_incomplete_tls(&run.workload, rules);
+        let mut v: Vec<ObjectRef> = run
             .workload
             .apply_order()
             .iter()
@@ -291,13 +291,13 @@ impl Builder<'_> {
 
     /// On an existing cluster: delete what the run applied (generated Secrets included),
     /// namespaces last.
-    pub(super) fn own_teardown(&self) -> Vec<Action> {
-        let Some(own) = &self.inputs.own else {
+    pub(super) fn workload_teardown(&self) -> Vec<Action> {
+        let Some(run) = &self.inputs.workload else {
             return Vec::new();
         };
         let mut by_ns: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut namespaces = Vec::new();
-        for t in self.own_targets(own) {
+        for t in self.workload_objects(run) {
             match &t.namespace {
                 Some(n) => by_ns.entry(n.clone()).or_default().push(format!(
                     "{}/{}",
