@@ -24,6 +24,10 @@ pub enum Command {
     Test(TestArgs),
     /// Bring the local tier up (nginx + echo server) until Ctrl-C, to try it by hand.
     LocalUp(LocalUpArgs),
+    /// Bring the bare tier's control plane up (the real kube-apiserver, etcd,
+    /// controller-manager and scheduler, built from their Go modules; kwok for the node) until
+    /// Ctrl-C. Needs root.
+    BareUp,
     /// Build the echo server image (static binary, FROM scratch), tagged <version>-<git sha>.
     Image(ImageArgs),
     /// Run the test suite several times and print its wall time against its longest test.

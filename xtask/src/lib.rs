@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::E2e(args) => Ok(wsgate_runner::e2e(&args, &root)?),
         Command::Test(args) => Ok(setup::run_tests(&args, &root)?),
         Command::LocalUp(args) => wsgate_runner::local_up::run(args),
+        Command::BareUp => wsgate_runner::bare_up::run(&root),
         Command::Bench(args) => bench::run(&args, &root),
         Command::Image(args) => {
             let platform = match args.platform {

@@ -310,6 +310,18 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
         let version = start_docker(&found, &log)?;
         eprintln!("Docker daemon {version} answers (log: {})", log.display());
     }
+    match wsgate_runner::bare::unavailable() {
+        None => {
+            let start = Instant::now();
+            let b = wsgate_bare::ensure_built(root, &mut |line| eprintln!("{line}"))?;
+            eprintln!(
+                "bare tier's components ready in {} ({:.1} s)",
+                b.dir.display(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        Some(why) => eprintln!("the bare tier cannot run here: {why}"),
+    }
     // Built once here, so that the container tests do not each wait on a release build while
     // holding their shared lock.
     let image = wsgate_image::ensure_image_for_server(root)?;
@@ -337,12 +349,38 @@ pub fn run_tests(args: &TestArgs, root: &Path) -> Result<(), RunError> {
         .arg(root.join("Cargo.toml"))
         .args(&args.nextest);
     eprintln!("  $ {nextest}");
-    nextest.run().map_err(|e| {
+    let main = nextest.run().map_err(|e| {
         RunError::new(
             nextest_exit(e.exit_code()),
             anyhow::Error::from(e).context("tests failed"),
         )
-    })
+    });
+    keep_junit(root, "tests");
+    // The bare tier's step: the tests that need a real API server, against one started now.
+    // Arguments for nextest select tests of the run above, so they leave this step out.
+    let bare = if !args.nextest.is_empty() {
+        eprintln!("bare tier: skipped (nextest arguments were given)");
+        Ok(())
+    } else if let Some(why) = wsgate_runner::bare::unavailable() {
+        eprintln!("bare tier: skipped, {why}");
+        Ok(())
+    } else {
+        let profile = std::env::var("NEXTEST_PROFILE").unwrap_or_else(|_| "default".into());
+        let r = wsgate_runner::bare::test_step(root, &cargo, &profile);
+        keep_junit(root, "bare");
+        r
+    };
+    main.and(bare)
+}
+
+/// Each run's JUnit file (the `ci` profile writes one per run, to the same path) kept under its
+/// own name.
+fn keep_junit(root: &Path, name: &str) {
+    let profile = std::env::var("NEXTEST_PROFILE").unwrap_or_else(|_| "default".into());
+    let junit = root.join("target/nextest").join(&profile).join("junit.xml");
+    if junit.is_file() {
+        let _ = std::fs::copy(&junit, junit.with_file_name(format!("junit-{name}.xml")));
+    }
 }
 
 #[cfg(test)]

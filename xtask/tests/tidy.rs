@@ -145,9 +145,11 @@ fn xtask_is_parsing_dispatch_and_set_up_not_the_product() {
         .filter(|d| g.workspace.contains(*d))
         .map(String::as_str)
         .collect();
-    // The runner does the work; set-up needs the image, nginx lookup and the one way to wait.
+    // The runner does the work; set-up needs the image, the bare tier's build, the nginx lookup
+    // and the one way to wait.
     let allowed = BTreeSet::from([
         "wsgate-runner",
+        "wsgate-bare",
         "wsgate-image",
         "wsgate-local",
         "wsgate-wait",

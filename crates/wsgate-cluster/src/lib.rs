@@ -44,6 +44,17 @@ pub const ADMISSION_JOBS: [&str; 2] = [
     "ingress-nginx-admission-patch",
 ];
 
+/// The API server's `/readyz` body (`ok` once it serves; a list of failing checks before).
+pub async fn readyz(client: &Client) -> Result<String, ClusterError> {
+    let request = http::Request::get("/readyz")
+        .body(Vec::new())
+        .expect("a static request");
+    client
+        .request_text(request)
+        .await
+        .map_err(error::api_err("GET", "/readyz"))
+}
+
 /// A client for `kubeconfig` (and `context`, else its current one).
 pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Client, ClusterError> {
     let err = |source: Box<dyn std::error::Error + Send + Sync>| ClusterError::Kubeconfig {

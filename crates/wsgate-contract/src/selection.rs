@@ -31,3 +31,8 @@ pub const ROLLOUT_FILTER: &str = "package(wsgate-e2e) and binary(cluster_rollout
 /// cluster's, nor the container tier's, which needs Docker), and the echo server's bad-input rows.
 pub const LOCAL_FILTER: &str =
     "(package(wsgate-e2e) and binary(/^(any|local)_/)) | binary_id(wsgate-echo::bad_input)";
+
+/// The bare tier's test step: the binaries that need a real API server (`bare_*`, in any
+/// package) and the cluster tier's pod-readiness promise, which the bare control plane answers
+/// for real (the endpoint needs the controller, which does not run there).
+pub const BARE_FILTER: &str = "binary(/^bare_/) | (package(wsgate-e2e) and binary(cluster_plain) and test(documented_deployment_becomes_ready))";

@@ -6,6 +6,8 @@
 //! does, `local.rs` and `workload.rs` run the local tier, `report.rs` writes what a person reads.
 
 pub mod action;
+pub mod bare;
+pub mod bare_up;
 pub mod exec;
 pub mod exit;
 pub mod kind_config;
@@ -16,6 +18,7 @@ pub mod pins;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod stops;
 pub mod tools;
 pub mod workload;
 

@@ -28,7 +28,7 @@ pub fn run(args: LocalUpArgs) -> anyhow::Result<()> {
 /// `local-up --workload`: a team's own Ingresses, their backends where `--backend` names
 /// them and the echo server elsewhere.
 async fn up_workload(args: LocalUpArgs) -> anyhow::Result<()> {
-    let mut stops = watch_stops()?;
+    let mut stops = crate::stops::watch()?;
     let workload_args = crate::options::WorkloadArgs {
         paths: args.paths.clone(),
         backends: args.backends.clone(),
@@ -129,7 +129,7 @@ fn rows(table: &mut comfy_table::Table, scheme: Option<&str>, nginx: &LocalIngre
 }
 
 async fn up(args: LocalUpArgs) -> anyhow::Result<()> {
-    let mut stops = watch_stops()?;
+    let mut stops = crate::stops::watch()?;
     // The document's Ingress, and the same without its annotations (the 60 s default) beside it.
     let variants = [Variant::documented(), Variant::without_annotations()];
     let echo = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), EchoConfig::default())
@@ -242,24 +242,8 @@ fn banner(
     println!("Ctrl-C stops everything.");
 }
 
-/// Waits for Ctrl-C or SIGTERM (`Ok`), or for a child to die (`Err` saying which and why).
-/// Ctrl-C and SIGTERM, watched from before anything starts: a signal that arrives once the
-/// banner says "Ctrl-C stops everything" must stop everything, not kill the process.
-struct Stops {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-fn watch_stops() -> anyhow::Result<Stops> {
-    use tokio::signal::unix::{SignalKind, signal};
-    Ok(Stops {
-        int: signal(SignalKind::interrupt()).context("watching Ctrl-C")?,
-        term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
-    })
-}
-
 async fn supervise(
-    stops: &mut Stops,
+    stops: &mut crate::stops::Stops,
     echo: &RunningEcho,
     nginxes: &mut [(&str, &mut LocalIngress)],
 ) -> Result<&'static str, String> {
@@ -267,8 +251,7 @@ async fn supervise(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            _ = stops.int.recv() => return Ok("Ctrl-C"),
-            _ = stops.term.recv() => return Ok("SIGTERM"),
+            signal = stops.next() => return Ok(signal),
             _ = tick.tick() => {
                 for (name, nginx) in nginxes.iter_mut() {
                     if let Some(status) = nginx.exited() {
