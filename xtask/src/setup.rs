@@ -16,6 +16,10 @@ use wsgate_runner::action::Cmd;
 use wsgate_runner::exit::{RunError, nextest_exit};
 use wsgate_runner::tools::which;
 
+/// The cargo-nextest a machine without one gets (`cargo install cargo-nextest@…`; it must be
+/// at least `wsgate_runner::plan::NEXTEST_MIN`).
+const NEXTEST_VERSION: &str = "0.9.151";
+
 /// How long a freshly started dockerd may take to answer.
 const DOCKERD_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -134,7 +138,9 @@ fn manual(found: &Found) -> String {
         );
     }
     if found.nextest.is_none() {
-        lines.push("cargo install cargo-nextest --locked".into());
+        lines.push(format!(
+            "cargo install cargo-nextest@{NEXTEST_VERSION} --locked"
+        ));
     }
     lines
         .iter()
@@ -269,6 +275,22 @@ fn start_docker(found: &Found, log: &Path) -> anyhow::Result<String> {
 pub fn prepare(root: &Path) -> anyhow::Result<()> {
     let search = std::env::var_os("PATH").unwrap_or_default();
     let start = Instant::now();
+    // The bare tier's Go build (minutes when cold) runs beside the rest of the set-up: apt and
+    // Docker wait on the network and the disk, and the compilers share the cores.
+    let bare = match wsgate_runner::bare::unavailable() {
+        None => {
+            let root = root.to_owned();
+            Some(std::thread::spawn(move || {
+                let start = Instant::now();
+                let built = wsgate_bare::ensure_built(&root, &mut |line| eprintln!("{line}"));
+                (built, start.elapsed())
+            }))
+        }
+        Some(why) => {
+            eprintln!("the bare tier cannot run here: {why}");
+            None
+        }
+    };
     let mut found = check(&search);
     eprintln!(
         "checked in {} ms: nginx {}, Docker daemon {}, cargo-nextest {}",
@@ -303,28 +325,31 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
                 String::new()
             }
         );
-        run(&Cmd::new(which("cargo", &search)).args(["install", "cargo-nextest", "--locked"]))?;
+        run(&Cmd::new(which("cargo", &search)).args([
+            "install",
+            &format!("cargo-nextest@{NEXTEST_VERSION}"),
+            "--locked",
+        ]))?;
     }
     if found.docker_daemon.is_none() {
         let log = root.join("target/wsgate/dockerd.log");
         let version = start_docker(&found, &log)?;
         eprintln!("Docker daemon {version} answers (log: {})", log.display());
     }
-    match wsgate_runner::bare::unavailable() {
-        None => {
-            let start = Instant::now();
-            let b = wsgate_bare::ensure_built(root, &mut |line| eprintln!("{line}"))?;
-            eprintln!(
-                "bare tier's components ready in {} ({:.1} s)",
-                b.dir.display(),
-                start.elapsed().as_secs_f64()
-            );
-        }
-        Some(why) => eprintln!("the bare tier cannot run here: {why}"),
-    }
     // Built once here, so that the container tests do not each wait on a release build while
     // holding their shared lock.
     let image = wsgate_image::ensure_image_for_server(root)?;
+    if let Some(build) = bare {
+        let (built, took) = build
+            .join()
+            .map_err(|_| anyhow::anyhow!("the bare tier's build thread panicked"))?;
+        let b = built?;
+        eprintln!(
+            "bare tier's components ready in {} ({:.1} s)",
+            b.dir.display(),
+            took.as_secs_f64()
+        );
+    }
     eprintln!(
         "echo image {} {} ({:.1} MB, {})",
         image.reference(),
@@ -427,7 +452,7 @@ mod tests {
         for line in [
             "sudo apt-get update",
             "sudo apt-get install -y --no-install-recommends nginx docker.io",
-            "cargo install cargo-nextest --locked",
+            "cargo install cargo-nextest@0.9.151 --locked",
         ] {
             assert!(m.contains(line), "{line} missing from\n{m}");
         }
