@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         default_cert: CertFiles { cert: "/c".into(), key: "/k".into() },
         prefix: "/p".into(),
         nofile: 1024,
+        workers: 2,
         nginx_version: wsgate_local::NginxVersion(1, 22, 1),
     };
     let _ = render(&ingresses, &ctx);

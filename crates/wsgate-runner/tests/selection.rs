@@ -178,3 +178,54 @@ fn local_selects_the_local_tier_and_never_the_cluster_or_container_binaries() {
         );
     }
 }
+
+/// What `.config/nextest.toml` says a profile's threads and load cases take.
+fn threads(profile: &str) -> (i64, i64) {
+    let path = root().join(".config/nextest.toml");
+    let config: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let p = |name: &str| &config["profile"][name];
+    let test_threads = p(profile)
+        .get("test-threads")
+        .or_else(|| p("default").get("test-threads"))
+        .and_then(|t| t.as_integer())
+        .expect("test-threads");
+    let load = [profile, "default"]
+        .iter()
+        .flat_map(|name| p(name).get("overrides").and_then(|o| o.as_array()).cloned())
+        .flatten()
+        .find(|o| o["filter"].as_str() == Some("test(/load::/)"))
+        .and_then(|o| o.get("threads-required").and_then(|t| t.as_integer()))
+        .expect("the load cases' threads-required");
+    (test_threads, load)
+}
+
+#[test]
+fn the_long_waits_and_the_load_cases_fill_every_thread_so_no_short_timing_case_runs_beside_them() {
+    for profile in ["default", "ci"] {
+        let cargo =
+            wsgate_runner::tools::which("cargo", &std::env::var_os("PATH").unwrap_or_default());
+        let n = Nextest {
+            cargo,
+            manifest_path: root().join("Cargo.toml"),
+            packages: Vec::new(),
+            profile: profile.into(),
+            filterset: "all()".into(),
+            ignore_default_filter: false,
+            env: Vec::new(),
+        };
+        let long = list(&n)
+            .iter()
+            .filter(|t| {
+                t.selected && (t.name.contains("long_idle::") || t.name.contains("long_reload::"))
+            })
+            .count() as i64;
+        let (test_threads, load) = threads(profile);
+        // The long ones start first (priority 100); the load cases next (priority 90) need the
+        // rest: with one thread more, a short case could start beside them.
+        assert_eq!(
+            long + load,
+            test_threads,
+            "{profile}: {long} long cases + {load} threads for load = {test_threads} test threads?"
+        );
+    }
+}

@@ -240,8 +240,8 @@ impl EchoBuild {
 }
 
 /// The oldest cargo-nextest the plan's commands and `.config/nextest.toml` work with:
-/// `--ignore-default-filter` came in 0.9.77 (`--filterset` in 0.9.76).
-pub const NEXTEST_MIN: &str = "0.9.77";
+/// `priority` came in 0.9.91 (`--ignore-default-filter` in 0.9.77, `--filterset` in 0.9.76).
+pub const NEXTEST_MIN: &str = "0.9.91";
 
 /// `--workload` and its flags, with the manifests loaded and their rules and notices worked
 /// out once for every step that needs them.

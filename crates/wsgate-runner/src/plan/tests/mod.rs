@@ -127,7 +127,7 @@ fn kind_default_creates_installs_loads_applies_tests_patches_and_tears_down_in_o
     let mut want: Vec<String> = vec![
         "prerequisites: reset rows",
         "prerequisites: docker version --format {{.Server.Version}}",
-        "prerequisites: cargo nextest --version >= 0.9.77",
+        "prerequisites: cargo nextest --version >= 0.9.91",
         "prerequisites: ports free 127.0.0.1:80,127.0.0.1:443",
         "prerequisites: annotations strict=false",
         "cluster: kind get clusters",
@@ -519,7 +519,7 @@ fn a_docker_server_that_runs_no_linux_containers_stops_the_plan_unless_the_docum
 #[test]
 fn step_1_checks_nextest_and_the_host_ports_before_kind_is_made() {
     let p = plan(&["--http-port", "8080", "--https-port", "8443"]).unwrap();
-    assert!(has(&p, "prerequisites: cargo nextest --version >= 0.9.77"));
+    assert!(has(&p, "prerequisites: cargo nextest --version >= 0.9.91"));
     assert!(has(
         &p,
         "prerequisites: ports free 127.0.0.1:8080,127.0.0.1:8443"
