@@ -30,6 +30,9 @@ pub enum Command {
     BareUp,
     /// Build the echo server image (static binary, FROM scratch), tagged <version>-<git sha>.
     Image(ImageArgs),
+    /// Measure the same WebSocket cases on ingress-nginx and on its successors (Envoy Gateway,
+    /// Traefik, NGINX Gateway Fabric) with their real proxies, side by side. Traefik needs root.
+    Migrate(wsgate_runner::migrate::MigrateArgs),
     /// Run the test suite several times and print its wall time against its longest test.
     Bench(BenchArgs),
 }

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => Ok(setup::run_tests(&args, &root)?),
         Command::LocalUp(args) => wsgate_runner::local_up::run(args),
         Command::BareUp => wsgate_runner::bare_up::run(&root),
+        Command::Migrate(args) => Ok(wsgate_runner::migrate::run(&args, &root)?),
         Command::Bench(args) => bench::run(&args, &root),
         Command::Image(args) => {
             let platform = match args.platform {

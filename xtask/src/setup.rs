@@ -271,26 +271,38 @@ fn start_docker(found: &Found, log: &Path) -> anyhow::Result<String> {
     })
 }
 
+/// Whether `go version` runs.
+fn go_available() -> bool {
+    std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Makes this machine ready for the tests; returns what it did, one line each.
 pub fn prepare(root: &Path) -> anyhow::Result<()> {
     let search = std::env::var_os("PATH").unwrap_or_default();
     let start = Instant::now();
-    // The bare tier's Go build (minutes when cold) runs beside the rest of the set-up: apt and
-    // Docker wait on the network and the disk, and the compilers share the cores.
-    let bare = match wsgate_runner::bare::unavailable() {
-        None => {
-            let root = root.to_owned();
-            Some(std::thread::spawn(move || {
-                let start = Instant::now();
-                let built = wsgate_bare::ensure_built(&root, &mut |line| eprintln!("{line}"));
-                (built, start.elapsed())
-            }))
-        }
+    // The Go builds (minutes when cold: the bare tier's components, then Envoy Gateway's egctl
+    // for the successors) run beside the rest of the set-up: apt and Docker wait on the
+    // network and the disk, and the compilers share the cores.
+    let bare_ok = match wsgate_runner::bare::unavailable() {
+        None => true,
         Some(why) => {
             eprintln!("the bare tier cannot run here: {why}");
-            None
+            false
         }
     };
+    let go = go_available().then(|| {
+        let root = root.to_owned();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let say = &mut |line: &str| eprintln!("{line}");
+            let bare = bare_ok.then(|| wsgate_bare::ensure_built(&root, say));
+            let egctl = wsgate_runner::migrate::build_egctl(&root, say);
+            (bare, egctl, start.elapsed())
+        })
+    });
     let mut found = check(&search);
     eprintln!(
         "checked in {} ms: nginx {}, Docker daemon {}, cargo-nextest {}",
@@ -339,16 +351,25 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
     // Built once here, so that the container tests do not each wait on a release build while
     // holding their shared lock.
     let image = wsgate_image::ensure_image_for_server(root)?;
-    if let Some(build) = bare {
-        let (built, took) = build
-            .join()
-            .map_err(|_| anyhow::anyhow!("the bare tier's build thread panicked"))?;
-        let b = built?;
-        eprintln!(
-            "bare tier's components ready in {} ({:.1} s)",
-            b.dir.display(),
-            took.as_secs_f64()
-        );
+    // The successors' proxies, from PyPI (pinned by hash), for `migrate` and its tests.
+    wsgate_runner::migrate::install_proxies(root, &mut |line| eprintln!("{line}"))?;
+    match go {
+        Some(build) => {
+            let (bare, egctl, took) = build
+                .join()
+                .map_err(|_| anyhow::anyhow!("the Go build thread panicked"))?;
+            if let Some(b) = bare {
+                eprintln!("bare tier's components ready in {}", b?.dir.display());
+            }
+            eprintln!(
+                "egctl ready at {} (Go builds: {:.1} s)",
+                egctl?.display(),
+                took.as_secs_f64()
+            );
+        }
+        None => eprintln!(
+            "Go is not on PATH: the bare tier and Envoy Gateway's egctl are not built (these machines carry Go 1.26)"
+        ),
     }
     eprintln!(
         "echo image {} {} ({:.1} MB, {})",

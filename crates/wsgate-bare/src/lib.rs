@@ -5,16 +5,19 @@
 //!
 //! `tools.rs` builds the binaries into `target/` (keyed by the Go modules' checksums),
 //! `pki.rs` makes the cluster's certificates, `plane.rs` runs and stops the control plane,
-//! `net.rs` keeps cluster addresses from leaving the machine.
+//! `net.rs` keeps cluster addresses from leaving the machine, `pod.rs` gives a server a pod
+//! address in a network namespace of its own.
 
 mod net;
 mod pki;
 mod plane;
+pub mod pod;
 pub mod tools;
 
 use std::path::PathBuf;
 
 pub use plane::{ControlPlane, Options};
+pub use pod::PodNet;
 pub use tools::{Binaries, KUBERNETES_VERSION, ensure_built};
 
 /// Why the bare tier could not be built, started or stopped.

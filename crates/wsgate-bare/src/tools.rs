@@ -207,6 +207,88 @@ pub fn ensure_built(root: &Path, say: &mut dyn FnMut(&str)) -> Result<Binaries, 
     built(root)
 }
 
+/// One more Go program built from a module pinned under `tools/` (another tier's translator,
+/// such as Envoy Gateway's egctl), into `target/wsgate/go/<name>-<key>/<name>`, keyed like the
+/// bare tier's binaries by the module's go.mod, go.sum and the recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoTool {
+    /// The module folder, relative to the workspace root (`tools/egctl`).
+    pub module: &'static str,
+    /// The main package to build.
+    pub package: &'static str,
+    /// The binary's name.
+    pub name: &'static str,
+    pub ldflags: &'static str,
+}
+
+impl GoTool {
+    fn key(&self, root: &Path) -> Result<String, BareError> {
+        let mut h = Sha256::new();
+        for f in ["go.mod", "go.sum"] {
+            let p = root.join(self.module).join(f);
+            h.update(std::fs::read(&p).map_err(wsgate_fs::at("read", &p))?);
+        }
+        h.update(self.package);
+        h.update(self.ldflags);
+        Ok(h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
+    /// Where the binary is (or will be).
+    pub fn path(&self, root: &Path) -> Result<PathBuf, BareError> {
+        Ok(root
+            .join("target/wsgate/go")
+            .join(format!("{}-{}", self.name, self.key(root)?))
+            .join(self.name))
+    }
+
+    /// The built binary, or an error naming what is missing.
+    pub fn built(&self, root: &Path) -> Result<PathBuf, BareError> {
+        let bin = self.path(root)?;
+        if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(BareError::Missing { path: bin })
+        }
+    }
+
+    /// Builds it unless it is built, then returns the binary.
+    pub fn ensure_built(
+        &self,
+        root: &Path,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<PathBuf, BareError> {
+        if let Ok(bin) = self.built(root) {
+            return Ok(bin);
+        }
+        let bin = self.path(root)?;
+        let dir = bin.parent().expect("a binary has a folder").to_owned();
+        let partial = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).map_err(wsgate_fs::at("create", &partial))?;
+        say(&format!(
+            "building {} from {} ({})",
+            self.name, self.package, self.module
+        ));
+        let start = Instant::now();
+        let mut cmd = go();
+        cmd.args(["build", "-ldflags", self.ldflags, "-o"])
+            .arg(partial.join(self.name))
+            .arg(self.package);
+        run(cmd, &root.join(self.module))?;
+        say(&format!(
+            "  built {} in {:.0} s",
+            self.name,
+            start.elapsed().as_secs_f64()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&partial, &dir).map_err(wsgate_fs::at("rename", &partial))?;
+        self.built(root)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! One client connection: the HTTP head (200 for plain requests, 400 for garbage), the
-//! upgrade, then echo (or stall) until the peer leaves or the server shuts down with 1001.
+//! upgrade (held back when the query asks), then echo, sink or stall until the peer leaves or
+//! the server shuts down with 1001.
 
 use std::net::SocketAddr;
 
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::rewind::Rewind;
-use crate::{EchoConfig, Heartbeat, HeartbeatKind, Mode};
+use crate::{EchoConfig, Heartbeat, HeartbeatKind, Mode, Overrides};
 
 /// Largest HTTP request head read before the handshake.
 const MAX_HEAD_BYTES: usize = 16 << 10;
@@ -21,12 +22,12 @@ const MAX_HEAD_BYTES: usize = 16 << 10;
 pub(crate) async fn handle(
     mut stream: TcpStream,
     peer: SocketAddr,
-    config: EchoConfig,
+    server: EchoConfig,
     shutdown: CancellationToken,
 ) {
-    let head = match tokio::time::timeout(config.handshake_timeout, read_head(&mut stream)).await {
+    let head = match tokio::time::timeout(server.handshake_timeout, read_head(&mut stream)).await {
         Err(_) => {
-            info!(%peer, timeout_ms = config.handshake_timeout.as_millis(), "dropped: no complete HTTP request head in time");
+            info!(%peer, timeout_ms = server.handshake_timeout.as_millis(), "dropped: no complete HTTP request head in time");
             return;
         }
         Ok(Err(e)) => {
@@ -35,8 +36,8 @@ pub(crate) async fn handle(
         }
         Ok(Ok(head)) => head,
     };
-    match classify_head(&head) {
-        Head::Upgrade => {}
+    let overrides = match classify_head(&head) {
+        Head::Upgrade(target) => Overrides::from_target(&target),
         Head::Plain => {
             // What a kubelet HTTP probe or a load balancer health check sees.
             let _ = stream
@@ -54,6 +55,15 @@ pub(crate) async fn handle(
                 .await;
             let _ = stream.shutdown().await;
             return;
+        }
+    };
+    let config = overrides.apply(&server);
+    if let Some(delay) = overrides.upgrade_delay {
+        // A backend slow to answer the upgrade: the proxy waits for the 101 meanwhile.
+        info!(%peer, delay_ms = delay.as_millis(), "holding the upgrade back");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return,
         }
     }
     // A 16 KiB read buffer (tungstenite's default is 128 KiB) keeps idle connections cheap; it
@@ -77,7 +87,8 @@ pub(crate) async fn handle(
     };
     info!(%peer, mode = ?config.mode, "connected");
     let reason = match config.mode {
-        Mode::Echo => echo_loop(&mut ws, &shutdown, config.heartbeat).await,
+        Mode::Echo => echo_loop(&mut ws, &shutdown, config.heartbeat, true).await,
+        Mode::Sink => echo_loop(&mut ws, &shutdown, config.heartbeat, false).await,
         Mode::Stall => {
             // Never poll the socket: the kernel buffers fill and the peer's writes block.
             shutdown.cancelled().await;
@@ -130,6 +141,7 @@ async fn echo_loop<S>(
     ws: &mut tokio_tungstenite::WebSocketStream<S>,
     shutdown: &CancellationToken,
     heartbeat: Option<Heartbeat>,
+    reply: bool,
 ) -> Ending
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -155,6 +167,7 @@ where
             msg = ws.next() => msg,
         };
         match msg {
+            Some(Ok(Message::Text(_) | Message::Binary(_))) if !reply => {}
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                 if let Err(e) = ws.send(m).await {
                     return Ending::PeerGone(format!("echo failed: {e}"));
@@ -212,7 +225,8 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Head {
-    Upgrade,
+    /// An upgrade request, with its target (path and query).
+    Upgrade(String),
     Plain,
     Invalid(&'static str),
 }
@@ -230,7 +244,11 @@ fn classify_head(head: &[u8]) -> Head {
             && std::str::from_utf8(h.value)
                 .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
     });
-    if upgrade { Head::Upgrade } else { Head::Plain }
+    if upgrade {
+        Head::Upgrade(req.path.unwrap_or("/").to_owned())
+    } else {
+        Head::Plain
+    }
 }
 
 #[cfg(test)]
@@ -249,7 +267,7 @@ mod tests {
     fn an_upgrade_request_is_recognised_case_insensitively() {
         let head =
             b"GET / HTTP/1.1\r\nHost: x\r\nUPGRADE: WebSocket\r\nConnection: Upgrade\r\n\r\n";
-        assert_eq!(classify_head(head), Head::Upgrade);
+        assert_eq!(classify_head(head), Head::Upgrade("/".into()));
     }
 
     #[test]

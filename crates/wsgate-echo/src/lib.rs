@@ -1,6 +1,7 @@
 //! WebSocket echo server: echoes every message, answers plain HTTP with 200, closes with 1001 on shutdown.
 
 mod connection;
+mod overrides;
 mod rewind;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use connection::handle;
+pub use overrides::{MAX_UPGRADE_DELAY, Overrides};
 
 /// Largest message the server accepts by default (16 MiB); larger ones get close code 1009.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
@@ -26,6 +28,9 @@ pub enum Mode {
     /// Never read after the handshake: a backend that stops reading, so that the proxy's send
     /// timeout can be observed.
     Stall,
+    /// Read every message and answer none (pings still get their pong): a backend that never
+    /// sends, so that which direction's traffic keeps a connection alive can be observed.
+    Sink,
 }
 
 impl FromStr for Mode {
@@ -34,7 +39,10 @@ impl FromStr for Mode {
         match s {
             "echo" => Ok(Self::Echo),
             "stall" => Ok(Self::Stall),
-            other => Err(format!("unknown mode {other:?}; use `echo` or `stall`")),
+            "sink" => Ok(Self::Sink),
+            other => Err(format!(
+                "unknown mode {other:?}; use `echo`, `stall` or `sink`"
+            )),
         }
     }
 }

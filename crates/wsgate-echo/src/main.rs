@@ -18,7 +18,8 @@ struct Args {
     /// Largest message accepted; larger ones are refused with close code 1009.
     #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = wsgate_echo::DEFAULT_MAX_MESSAGE)]
     max_message_bytes: usize,
-    /// `echo` (default) or `stall` (never reads after the handshake; for send-timeout tests).
+    /// `echo` (default), `stall` (never reads after the handshake; for send-timeout tests) or
+    /// `sink` (reads, never answers). A connection's query may override it (`?mode=sink`).
     #[arg(long, env = "ECHO_MODE", default_value = "echo")]
     mode: Mode,
     /// Send a ping frame to every client every this many seconds (heartbeat experiments).

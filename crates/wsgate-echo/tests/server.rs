@@ -181,3 +181,51 @@ async fn a_heartbeat_sends_pings_or_text_unasked() {
         }
     }
 }
+
+async fn client_at(
+    addr: std::net::SocketAddr,
+    target: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    let (ws, _) = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async(format!("ws://{addr}{target}")),
+    )
+    .await
+    .expect("connect deadline")
+    .unwrap();
+    ws
+}
+
+#[tokio::test]
+async fn a_query_holds_the_upgrade_back_for_that_connection_only() {
+    let srv = start(EchoConfig::default()).await;
+    let t = Instant::now();
+    let mut slow = client_at(srv.addr(), "/chat?upgrade-delay=1").await;
+    let took = t.elapsed();
+    // Tolerance: the delay is a timer; 1 s late would be another bug.
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(2),
+        "upgrade after {took:?}, asked for 1 s"
+    );
+    slow.send(Message::text("late")).await.unwrap();
+    assert_eq!(next(&mut slow).await, Message::text("late"));
+    let t = Instant::now();
+    let _fast = client(srv.addr()).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn sink_mode_reads_everything_and_answers_only_pings() {
+    let srv = start(EchoConfig::default()).await;
+    let mut ws = client_at(srv.addr(), "/?mode=sink").await;
+    ws.send(Message::text("into the sink")).await.unwrap();
+    ws.send(Message::Ping(b"p".to_vec().into())).await.unwrap();
+    // The pong is the first thing back: the text was read and not echoed.
+    assert_eq!(next(&mut ws).await, Message::Pong(b"p".to_vec().into()));
+    let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+    assert!(quiet.is_err(), "sink answered: {quiet:?}");
+}

@@ -13,7 +13,7 @@ pub use annotations::{
     ProxyTimeouts, Source, TIMEOUT_ANNOTATIONS, parse_seconds,
 };
 pub use controller::{ControllerConfig, ControllerConfigError};
-pub use documented::Documented;
+pub use documented::{Documented, WEBSOCKET_INGRESS_YAML, WEBSOCKET_YAML};
 pub use load::{ManifestError, Object, load_documents};
 pub use tls::{
     DOCUMENTED_TLS_PATCH, TLS_SECRET_NAME, VARIANTS_TLS_SECRET, apply_tls, derived_hosts,

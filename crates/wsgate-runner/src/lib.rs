@@ -13,6 +13,7 @@ pub mod exit;
 pub mod kind_config;
 pub mod local;
 pub mod local_up;
+pub mod migrate;
 pub mod options;
 pub mod pins;
 pub mod plan;
